@@ -1,0 +1,423 @@
+// A node's virtual disk: files with a page cache in front of durable storage.
+//
+// Writes land in the cache at once (reads see them); fsync makes them durable after a
+// latency drawn from the disk's own stream, one fsync after another (a disk has one
+// queue). A crash keeps exactly what was fsynced, unless the crash mode says otherwise.
+//
+// Directory rule (ext4, data=ordered, as documented in docs/architecture.md):
+// - creating a file is durable once the file or its directory is fsynced (ext4 commits
+//   the new directory entry in the same journal transaction as the inode);
+// - rename and remove are durable only once the directory is fsynced.
+import type { Random } from "./random.js";
+
+/** What happens to unsynced data when the node crashes. */
+export type DiskCrashMode =
+  /** The process dies but the OS lives on: the page cache survives, nothing is lost. */
+  | "keep"
+  /** Power loss: every unsynced write and directory change vanishes. */
+  | "lose"
+  /** Each file keeps a random prefix of its unsynced writes, in order. */
+  | "prefix"
+  /** As `prefix`, and the next write is torn at a block boundary. */
+  | "torn";
+
+export type DiskErrorCode = "EIO" | "ENOSPC" | "ENOENT";
+
+export class DiskError extends Error {
+  readonly code: DiskErrorCode;
+  constructor(code: DiskErrorCode, message: string) {
+    super(`${code}: ${message}`);
+    this.code = code;
+  }
+}
+
+/** Fault switches, changed by the fault schedule while the run goes on. */
+export interface DiskFaults {
+  /** Reads of paths starting with this prefix fail with EIO ("" = every path). */
+  readEioPrefix: string | null;
+  /** Writes and fsyncs of paths starting with this prefix fail with EIO. */
+  writeEioPrefix: string | null;
+  /** fsync reports success and persists nothing (outside etcd's assumptions). */
+  fsyncLies: boolean;
+  /** Added to every fsync: a slow or overloaded disk. */
+  fsyncExtraUs: number;
+  /** Writes that would grow the disk past this fail with ENOSPC. */
+  capacityBytes: number;
+}
+
+export interface DiskOptions {
+  readonly fsyncMinUs: number;
+  readonly fsyncMeanExtraUs: number;
+  readonly fsyncMaxUs: number;
+  /** Torn writes break at multiples of this. */
+  readonly blockBytes: number;
+}
+
+export const DEFAULT_DISK_OPTIONS: DiskOptions = {
+  fsyncMinUs: 500,
+  fsyncMeanExtraUs: 1_500,
+  fsyncMaxUs: 50_000,
+  blockBytes: 512,
+};
+
+/** What the disk needs from the simulator: the time, and a way to complete an fsync later. */
+export interface DiskHost {
+  readonly nowUs: number;
+  scheduleDisk(node: number, atUs: number, label: string, fn: () => void): void;
+}
+
+/** A growable byte buffer. */
+class Buf {
+  bytes: Uint8Array;
+  length: number;
+
+  constructor(capacity = 64) {
+    this.bytes = new Uint8Array(capacity);
+    this.length = 0;
+  }
+
+  private ensure(n: number): void {
+    if (n <= this.bytes.length) return;
+    let cap = this.bytes.length * 2;
+    while (cap < n) cap *= 2;
+    const b = new Uint8Array(cap);
+    b.set(this.bytes.subarray(0, this.length));
+    this.bytes = b;
+  }
+
+  write(offset: number, src: Uint8Array): void {
+    const end = offset + src.length;
+    this.ensure(end);
+    // Bytes between the old end and `offset` stay zero: truncate() zeroes what it cuts.
+    this.bytes.set(src, offset);
+    if (end > this.length) this.length = end;
+  }
+
+  truncate(n: number): void {
+    if (n < this.length) {
+      this.bytes.fill(0, n, this.length);
+    } else {
+      this.ensure(n);
+    }
+    this.length = n;
+  }
+
+  clone(): Buf {
+    const b = new Buf(Math.max(64, this.length));
+    b.bytes.set(this.bytes.subarray(0, this.length));
+    b.length = this.length;
+    return b;
+  }
+}
+
+/** A write (bytes) or a truncation (bytes = null) not yet durable. */
+interface PendingOp {
+  readonly offset: number;
+  readonly bytes: Uint8Array | null;
+}
+
+class Inode {
+  data = new Buf();
+  durable = new Buf();
+  pending: PendingOp[] = [];
+  /** Ops ever issued, and ops moved into the durable image: fsync targets are counts. */
+  opsIssued = 0;
+  opsDurable = 0;
+  name: string | null;
+  durableName: string | null = null;
+
+  constructor(name: string) {
+    this.name = name;
+  }
+}
+
+function applyOp(buf: Buf, op: PendingOp): void {
+  if (op.bytes === null) buf.truncate(op.offset);
+  else buf.write(op.offset, op.bytes);
+}
+
+function dirOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? "" : path.slice(0, i);
+}
+
+export interface DiskStats {
+  fsyncs: number;
+  bytesWritten: number;
+  crashes: number;
+}
+
+export class Disk {
+  readonly faults: DiskFaults = {
+    readEioPrefix: null,
+    writeEioPrefix: null,
+    fsyncLies: false,
+    fsyncExtraUs: 0,
+    capacityBytes: Number.POSITIVE_INFINITY,
+  };
+  readonly stats: DiskStats = { fsyncs: 0, bytesWritten: 0, crashes: 0 };
+  private names = new Map<string, Inode>();
+  private durableNames = new Map<string, Inode>();
+  private busyUntilUs = 0;
+  private usedBytes = 0;
+
+  constructor(
+    private readonly host: DiskHost,
+    private readonly node: number,
+    private readonly random: Random,
+    private readonly options: DiskOptions = DEFAULT_DISK_OPTIONS,
+  ) {}
+
+  // ---- reads -------------------------------------------------------------------------
+
+  exists(path: string): boolean {
+    return this.names.has(path);
+  }
+
+  /** Paths under `dir` (recursively), sorted, so that iteration order is deterministic. */
+  list(dir: string): string[] {
+    const prefix = dir === "" ? "" : `${dir}/`;
+    const out: string[] = [];
+    for (const p of this.names.keys()) if (p.startsWith(prefix)) out.push(p);
+    return out.sort();
+  }
+
+  size(path: string): number {
+    return this.inode(path).data.length;
+  }
+
+  /** A copy of `length` bytes at `offset` (default: to the end of the file). */
+  read(path: string, offset = 0, length?: number): Uint8Array {
+    const f = this.inode(path);
+    const p = this.faults.readEioPrefix;
+    if (p !== null && path.startsWith(p)) throw new DiskError("EIO", `read ${path}`);
+    const end = length === undefined ? f.data.length : Math.min(f.data.length, offset + length);
+    return f.data.bytes.slice(Math.min(offset, end), end);
+  }
+
+  // ---- writes (into the page cache) ---------------------------------------------------
+
+  /** Creates an empty file, or empties an existing one (O_CREAT|O_TRUNC). */
+  create(path: string): void {
+    if (this.names.has(path)) this.truncate(path, 0);
+    else this.names.set(path, new Inode(path));
+  }
+
+  write(path: string, offset: number, bytes: Uint8Array): void {
+    const f = this.names.get(path) ?? this.newInode(path);
+    const growth = Math.max(0, offset + bytes.length - f.data.length);
+    this.checkWrite(path, growth);
+    f.data.write(offset, bytes);
+    this.usedBytes += growth;
+    this.record(f, { offset, bytes: bytes.slice() });
+    this.stats.bytesWritten += bytes.length;
+  }
+
+  append(path: string, bytes: Uint8Array): void {
+    const f = this.names.get(path) ?? this.newInode(path);
+    this.write(path, f.data.length, bytes);
+  }
+
+  truncate(path: string, length: number): void {
+    const f = this.inode(path);
+    this.checkWrite(path, Math.max(0, length - f.data.length));
+    this.usedBytes += length - f.data.length;
+    f.data.truncate(length);
+    this.record(f, { offset: length, bytes: null });
+  }
+
+  /** Replaces `to` if it exists. Durable only after fsyncDir of the directory. */
+  rename(from: string, to: string): void {
+    const f = this.inode(from);
+    const old = this.names.get(to);
+    if (old && old !== f) {
+      this.usedBytes -= old.data.length;
+      old.name = null;
+    }
+    this.names.delete(from);
+    this.names.set(to, f);
+    f.name = to;
+  }
+
+  /** Removes a file. Durable only after fsyncDir of its directory. */
+  remove(path: string): void {
+    const f = this.inode(path);
+    this.names.delete(path);
+    f.name = null;
+    this.usedBytes -= f.data.length;
+  }
+
+  // ---- durability ----------------------------------------------------------------------
+
+  /**
+   * Makes the writes issued to `path` so far durable, then calls `done` (on this node,
+   * unless it crashes first). Writes issued after the call are not covered.
+   */
+  fsync(path: string, done: (err: DiskError | null) => void): void {
+    const f = this.inode(path);
+    const target = f.opsIssued;
+    const p = this.faults.writeEioPrefix;
+    const fail = p !== null && path.startsWith(p);
+    this.stats.fsyncs++;
+    this.host.scheduleDisk(this.node, this.nextFsyncDoneUs(), "disk.fsync", () => {
+      if (fail) return done(new DiskError("EIO", `fsync ${path}`));
+      if (!this.faults.fsyncLies) this.persist(f, target);
+      done(null);
+    });
+  }
+
+  /** Makes creations, renames and removals in `dir` durable, then calls `done`. */
+  fsyncDir(dir: string, done: (err: DiskError | null) => void): void {
+    this.stats.fsyncs++;
+    this.host.scheduleDisk(this.node, this.nextFsyncDoneUs(), "disk.fsyncDir", () => {
+      if (!this.faults.fsyncLies) this.persistDir(dir);
+      done(null);
+    });
+  }
+
+  // ---- faults ------------------------------------------------------------------------
+
+  /** Applies a crash to the disk: what was not durable is lost according to `mode`. */
+  crash(mode: DiskCrashMode): void {
+    this.stats.crashes++;
+    this.busyUntilUs = this.host.nowUs;
+    if (mode === "keep") {
+      for (const f of this.names.values()) {
+        this.persist(f, f.opsIssued);
+        f.durableName = f.name;
+      }
+      this.durableNames = new Map(this.names);
+      return;
+    }
+    const survivors = new Map<string, Inode>();
+    for (const [name, f] of this.durableNames) {
+      const data = f.durable.clone();
+      const ops = f.pending;
+      if (mode !== "lose" && ops.length > 0) {
+        const k = this.random.int(0, ops.length + 1);
+        for (let i = 0; i < k; i++) applyOp(data, ops[i] as PendingOp);
+        if (mode === "torn" && k < ops.length) this.tear(data, ops[k] as PendingOp);
+      }
+      f.data = data;
+      f.durable = data.clone();
+      f.pending = [];
+      f.opsDurable = f.opsIssued;
+      f.name = name;
+      survivors.set(name, f);
+    }
+    this.names = survivors;
+    this.durableNames = new Map(survivors);
+    this.recountUsed();
+  }
+
+  /** Flips one random bit in each byte of [offset, offset+length), in the cache and on disk. */
+  corrupt(path: string, offset: number, length: number): void {
+    const f = this.inode(path);
+    const end = offset + length;
+    for (let i = offset; i < end; i++) {
+      const mask = 1 << this.random.int(0, 8);
+      if (i < f.data.length) f.data.bytes[i] = (f.data.bytes[i] as number) ^ mask;
+      if (i < f.durable.length) f.durable.bytes[i] = (f.durable.bytes[i] as number) ^ mask;
+    }
+  }
+
+  /** Everything gone, durably: a new, empty volume (member replace, a wiped data dir). */
+  wipe(): void {
+    this.names = new Map();
+    this.durableNames = new Map();
+    this.usedBytes = 0;
+  }
+
+  /** Bytes currently used by files. */
+  get used(): number {
+    return this.usedBytes;
+  }
+
+  /** Unsynced write operations across files (for tests and statistics). */
+  get pendingOps(): number {
+    let n = 0;
+    for (const f of this.names.values()) n += f.pending.length;
+    return n;
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private inode(path: string): Inode {
+    const f = this.names.get(path);
+    if (!f) throw new DiskError("ENOENT", path);
+    return f;
+  }
+
+  private newInode(path: string): Inode {
+    const f = new Inode(path);
+    this.names.set(path, f);
+    return f;
+  }
+
+  private checkWrite(path: string, growthBytes: number): void {
+    const p = this.faults.writeEioPrefix;
+    if (p !== null && path.startsWith(p)) throw new DiskError("EIO", `write ${path}`);
+    if (this.usedBytes + growthBytes > this.faults.capacityBytes)
+      throw new DiskError("ENOSPC", `write ${path}`);
+  }
+
+  private record(f: Inode, op: PendingOp): void {
+    f.pending.push(op);
+    f.opsIssued++;
+  }
+
+  private recountUsed(): void {
+    let n = 0;
+    for (const f of this.names.values()) n += f.data.length;
+    this.usedBytes = n;
+  }
+
+  private nextFsyncDoneUs(): number {
+    const o = this.options;
+    const start = Math.max(this.host.nowUs, this.busyUntilUs);
+    const done =
+      start +
+      this.random.latencyUs(o.fsyncMinUs, o.fsyncMeanExtraUs, o.fsyncMaxUs) +
+      this.faults.fsyncExtraUs;
+    this.busyUntilUs = done;
+    return done;
+  }
+
+  /** Moves ops up to count `target` into the durable image (ext4: also the file's name). */
+  private persist(f: Inode, target: number): void {
+    while (f.opsDurable < target && f.pending.length > 0) {
+      applyOp(f.durable, f.pending.shift() as PendingOp);
+      f.opsDurable++;
+    }
+    if (f.durableName === null && f.name !== null && this.names.get(f.name) === f) {
+      f.durableName = f.name;
+      this.durableNames.set(f.name, f);
+    }
+  }
+
+  private persistDir(dir: string): void {
+    for (const [name, f] of [...this.durableNames]) {
+      if (dirOf(name) === dir && this.names.get(name) !== f) {
+        this.durableNames.delete(name);
+        if (f.durableName === name) f.durableName = null;
+      }
+    }
+    for (const [name, f] of this.names) {
+      if (dirOf(name) !== dir) continue;
+      if (f.durableName !== null && f.durableName !== name) this.durableNames.delete(f.durableName);
+      this.durableNames.set(name, f);
+      f.durableName = name;
+    }
+  }
+
+  /** Applies the part of a write that reached whole blocks before the power went. */
+  private tear(data: Buf, op: PendingOp): void {
+    if (op.bytes === null) return;
+    const block = this.options.blockBytes;
+    const first = Math.floor(op.offset / block) + 1;
+    const last = Math.ceil((op.offset + op.bytes.length) / block) - 1;
+    if (last < first) return; // no block boundary inside the write: none of it landed
+    const cut = this.random.int(first, last + 1) * block;
+    data.write(op.offset, op.bytes.subarray(0, cut - op.offset));
+  }
+}

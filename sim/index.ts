@@ -1,0 +1,38 @@
+// The deterministic simulation kernel: nothing here knows about Raft or etcd.
+export { NodeClock, WALL_EPOCH_US } from "./clock.js";
+export {
+  DEFAULT_DISK_OPTIONS,
+  Disk,
+  type DiskCrashMode,
+  DiskError,
+  type DiskErrorCode,
+  type DiskFaults,
+  type DiskOptions,
+} from "./disk.js";
+export { Monitor, type MonitorReport } from "./monitor.js";
+export { DEFAULT_LINK, type LinkConfig, Network } from "./network.js";
+export { EventQueue } from "./queue.js";
+export { Random, type RandomState } from "./random.js";
+export {
+  type Divergence,
+  describeRecord,
+  firstDivergence,
+  hashLabel,
+  hashString,
+  mix32,
+  Trace,
+  type TraceRecord,
+} from "./trace.js";
+export {
+  EventKind,
+  type FailpointAction,
+  NodeContext,
+  NodeCrash,
+  type NodeFactory,
+  type NodeOptions,
+  type NodeProgram,
+  type SimStats,
+  Simulator,
+  type SimulatorOptions,
+  type TimerHandle,
+} from "./world.js";

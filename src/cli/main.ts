@@ -1,0 +1,36 @@
+// The command table. Each command is a function of (argv, io) returning an exit code,
+// so the CLI is a thin layer that tests can drive without spawning processes.
+import { Exit, type ExitCode, type Io, UsageError } from "./common.js";
+import { demo } from "./demo.js";
+
+type Command = (argv: readonly string[], io: Io) => ExitCode | Promise<ExitCode>;
+
+const COMMANDS: Record<string, { readonly run: Command; readonly summary: string }> = {
+  demo: { run: demo, summary: "the kernel's demo: a toy cluster under random faults, each seed run twice" },
+};
+
+function usage(): string {
+  const lines = ["usage: etcd-dst <command> [flags]", "", "commands:"];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${c.summary}`);
+  return lines.join("\n");
+}
+
+export async function main(argv: readonly string[], io: Io): Promise<ExitCode> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    io.out(usage());
+    return name === undefined ? Exit.Usage : Exit.Ok;
+  }
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  try {
+    if (!command)
+      throw new UsageError(`unknown command '${name}' (try: ${Object.keys(COMMANDS).join(", ")})`);
+    return await command.run(rest, io);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`etcd-dst: ${e.message}`);
+      return Exit.Usage;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,218 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { type Disk, type DiskCrashMode, DiskError, Simulator } from "../../sim/index.js";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/** A simulator with one idle node; returns the node's disk and a way to run fsyncs. */
+function setup(seed = "disk", blockBytes = 4): { sim: Simulator; disk: Disk } {
+  const sim = new Simulator({ seed });
+  sim.addNode("n1", () => ({ onMessage() {} }), { disk: { blockBytes } });
+  sim.start(0);
+  return { sim, disk: sim.disk(0) };
+}
+
+function fsync(sim: Simulator, disk: Disk, path: string): void {
+  let done = false;
+  disk.fsync(path, (err) => {
+    assert.is(err, null);
+    done = true;
+  });
+  sim.runFor(100_000);
+  assert.ok(done, "fsync completed");
+}
+
+function fsyncDir(sim: Simulator, disk: Disk, dir: string): void {
+  disk.fsyncDir(dir, () => {});
+  sim.runFor(100_000);
+}
+
+function crash(sim: Simulator, mode: DiskCrashMode): void {
+  sim.crash(0, mode);
+  sim.restart(0);
+}
+
+test("unsynced writes vanish on a power loss; synced ones stay", () => {
+  const { sim, disk } = setup();
+  disk.append("f", enc("durable"));
+  fsync(sim, disk, "f");
+  disk.append("f", enc("+lost"));
+  assert.is(dec(disk.read("f")), "durable+lost");
+  crash(sim, "lose");
+  assert.is(dec(disk.read("f")), "durable");
+});
+
+test("a process crash without power loss keeps the page cache", () => {
+  const { sim, disk } = setup();
+  disk.append("f", enc("abc"));
+  crash(sim, "keep");
+  assert.is(dec(disk.read("f")), "abc");
+  crash(sim, "lose");
+  assert.is(dec(disk.read("f")), "abc", "what survived a process crash stays");
+});
+
+test("fsync covers only the writes issued before it", () => {
+  const { sim, disk } = setup();
+  disk.append("f", enc("one"));
+  disk.fsync("f", () => {});
+  disk.append("f", enc("two")); // issued while the fsync is in flight
+  sim.runFor(100_000);
+  crash(sim, "lose");
+  assert.is(dec(disk.read("f")), "one");
+});
+
+test("a crash in prefix mode keeps an ordered prefix of unsynced writes, varying by seed", () => {
+  const kept = new Set<string>();
+  for (let s = 0; s < 60; s++) {
+    const { sim, disk } = setup(`prefix-${s}`);
+    disk.append("f", enc("a"));
+    fsync(sim, disk, "f");
+    for (const c of "bcde") disk.append("f", enc(c));
+    crash(sim, "prefix");
+    const v = dec(disk.read("f"));
+    assert.ok("abcde".startsWith(v) && v.length >= 1, v);
+    kept.add(v);
+  }
+  assert.equal([...kept].sort(), ["a", "ab", "abc", "abcd", "abcde"]);
+});
+
+test("a torn write keeps whole blocks of the torn write, never a partial block", () => {
+  const tails = new Set<number>();
+  for (let s = 0; s < 80; s++) {
+    const { sim, disk } = setup(`torn-${s}`, 4);
+    disk.append("f", enc("0123"));
+    fsync(sim, disk, "f");
+    disk.append("f", enc("abcdefghijkl")); // spans blocks 1..3, boundaries inside at 8 and 12
+    crash(sim, "torn");
+    const v = dec(disk.read("f"));
+    assert.ok("0123abcdefghijkl".startsWith(v), v);
+    assert.is(v.length % 4, 0, `torn at a block boundary: ${v}`);
+    tails.add(v.length);
+  }
+  // Lengths 8 and 12 are tears inside the write; 16 is the write kept whole.
+  assert.equal(
+    [...tails].sort((a, b) => a - b),
+    [8, 12, 16],
+  );
+});
+
+test("a new file survives once it is fsynced; a rename needs the directory synced", () => {
+  const { sim, disk } = setup();
+  disk.append("d/a.tmp", enc("x"));
+  crash(sim, "lose");
+  assert.not.ok(disk.exists("d/a.tmp"), "unsynced new file is gone");
+
+  disk.append("d/a.tmp", enc("x"));
+  fsync(sim, disk, "d/a.tmp");
+  disk.rename("d/a.tmp", "d/a");
+  crash(sim, "lose");
+  assert.ok(disk.exists("d/a.tmp") && !disk.exists("d/a"), "rename without a dir sync is undone");
+
+  disk.rename("d/a.tmp", "d/a");
+  fsyncDir(sim, disk, "d");
+  crash(sim, "lose");
+  assert.ok(disk.exists("d/a") && !disk.exists("d/a.tmp"), "rename is durable after the dir sync");
+  assert.is(dec(disk.read("d/a")), "x");
+
+  disk.remove("d/a");
+  crash(sim, "lose");
+  assert.ok(disk.exists("d/a"), "remove without a dir sync is undone");
+  disk.remove("d/a");
+  fsyncDir(sim, disk, "d");
+  crash(sim, "lose");
+  assert.not.ok(disk.exists("d/a"));
+  assert.equal(disk.list("d"), []);
+});
+
+test("EIO on read and write, ENOSPC when full", () => {
+  const { sim, disk } = setup();
+  disk.append("wal/0.wal", enc("hello"));
+  disk.faults.readEioPrefix = "wal/";
+  assert.throws(
+    () => disk.read("wal/0.wal"),
+    (e: unknown) => e instanceof DiskError && e.code === "EIO",
+  );
+  disk.faults.readEioPrefix = null;
+  assert.is(dec(disk.read("wal/0.wal")), "hello");
+
+  disk.faults.writeEioPrefix = "";
+  assert.throws(
+    () => disk.append("x", enc("1")),
+    (e: unknown) => e instanceof DiskError && e.code === "EIO",
+  );
+  let err: DiskError | null = null;
+  disk.fsync("wal/0.wal", (e) => {
+    err = e;
+  });
+  sim.runFor(100_000);
+  assert.is((err as DiskError | null)?.code, "EIO");
+  disk.faults.writeEioPrefix = null;
+
+  disk.faults.capacityBytes = 8;
+  disk.append("wal/0.wal", enc("123"));
+  assert.throws(
+    () => disk.append("wal/0.wal", enc("x")),
+    (e: unknown) => e instanceof DiskError && e.code === "ENOSPC",
+  );
+  assert.throws(
+    () => disk.read("missing"),
+    (e: unknown) => e instanceof DiskError && e.code === "ENOENT",
+  );
+});
+
+test("fsync lies: success is reported and nothing is persisted", () => {
+  const { sim, disk } = setup();
+  disk.append("f", enc("base"));
+  fsync(sim, disk, "f");
+  disk.faults.fsyncLies = true;
+  disk.append("f", enc("+acked"));
+  fsync(sim, disk, "f");
+  crash(sim, "lose");
+  assert.is(dec(disk.read("f")), "base");
+});
+
+test("slow fsync completes later; fsyncs queue one after another", () => {
+  const { sim, disk } = setup();
+  disk.append("f", enc("a"));
+  const done: number[] = [];
+  disk.faults.fsyncExtraUs = 500_000;
+  disk.fsync("f", () => done.push(sim.nowUs));
+  disk.faults.fsyncExtraUs = 0;
+  disk.fsync("f", () => done.push(sim.nowUs));
+  sim.runFor(2_000_000);
+  assert.is(done.length, 2);
+  assert.ok((done[0] as number) >= 500_000, "slow fsync took at least the extra latency");
+  assert.ok((done[1] as number) > (done[0] as number), "the second waited for the first");
+});
+
+test("corruption flips bytes in the cache and on disk", () => {
+  const { sim, disk } = setup();
+  disk.append("db", enc("aaaaaaaa"));
+  fsync(sim, disk, "db");
+  disk.corrupt("db", 2, 3);
+  const v = disk.read("db");
+  assert.is(dec(v.slice(0, 2)) + dec(v.slice(5)), "aaaaa");
+  for (let i = 2; i < 5; i++) assert.is.not(v[i], 97);
+  crash(sim, "lose");
+  assert.equal(disk.read("db"), v, "the corruption is durable");
+});
+
+test("overwrite, truncate and wipe", () => {
+  const { sim, disk } = setup();
+  disk.append("f", enc("abcdef"));
+  disk.write("f", 2, enc("XY"));
+  assert.is(dec(disk.read("f")), "abXYef");
+  disk.truncate("f", 3);
+  assert.is(dec(disk.read("f")), "abX");
+  disk.append("f", enc("z"));
+  assert.is(dec(disk.read("f")), "abXz");
+  fsync(sim, disk, "f");
+  assert.is(dec(disk.read("f", 1, 2)), "bX");
+  assert.is(disk.used, 4);
+  disk.wipe();
+  crash(sim, "lose");
+  assert.not.ok(disk.exists("f"));
+});
+
+test.run();
