@@ -10,13 +10,14 @@ export {
   type DiskOptions,
 } from "./disk.js";
 export { Monitor, type MonitorReport } from "./monitor.js";
-export { DEFAULT_LINK, type LinkConfig, Network } from "./network.js";
+export { DEFAULT_LINK, type LinkConfig, Network, partitionLinks } from "./network.js";
 export { EventQueue } from "./queue.js";
 export { Random, type RandomState } from "./random.js";
 export {
   type Divergence,
   describeRecord,
   firstDivergence,
+  hashBytes,
   hashLabel,
   hashString,
   mix32,

@@ -60,6 +60,29 @@ export interface NetworkStats {
   duplicated: number;
 }
 
+/**
+ * The directed links a partition blocks. Between listed nodes, a link is open iff some
+ * group holds both ends, so overlapping groups make a bridge (a node in two groups sees
+ * both sides). With `oneWay` and two groups, only links from the first to the second
+ * are blocked.
+ */
+export function partitionLinks(groups: readonly (readonly number[])[], oneWay = false): [number, number][] {
+  const out: [number, number][] = [];
+  if (oneWay) {
+    if (groups.length !== 2) throw new RangeError("a one-way partition needs exactly two groups");
+    for (const a of groups[0] as readonly number[])
+      for (const b of groups[1] as readonly number[]) if (a !== b) out.push([a, b]);
+    return out;
+  }
+  const listed = [...new Set(groups.flat())];
+  for (const a of listed) {
+    for (const b of listed) {
+      if (a !== b && !groups.some((g) => g.includes(a) && g.includes(b))) out.push([a, b]);
+    }
+  }
+  return out;
+}
+
 export class Network {
   readonly stats: NetworkStats = { sent: 0, bytes: 0, droppedPartition: 0, droppedLoss: 0, duplicated: 0 };
   private links: Link[][] = [];
@@ -132,26 +155,15 @@ export class Network {
   }
 
   /**
-   * Partitions the listed nodes into groups: a link between two listed nodes is open iff
-   * some group holds both, so overlapping groups make a bridge (a node in two groups sees
-   * both sides). With `oneWay` and two groups, only messages from the first group to the
-   * second are blocked. Links to unlisted nodes (clients, say) are left alone.
+   * Partitions the listed nodes into groups (see `partitionLinks`): links between
+   * listed nodes are opened or blocked; links to unlisted nodes are left alone.
    */
   partition(groups: readonly (readonly number[])[], oneWay = false): void {
-    if (oneWay) {
-      if (groups.length !== 2) throw new RangeError("a one-way partition needs exactly two groups");
-      for (const a of groups[0] as readonly number[])
-        for (const b of groups[1] as readonly number[]) if (a !== b) this.setBlocked(a, b, true);
-      return;
+    if (!oneWay) {
+      const listed = [...new Set(groups.flat())];
+      for (const a of listed) for (const b of listed) if (a !== b) this.setBlocked(a, b, false);
     }
-    const listed = [...new Set(groups.flat())];
-    for (const a of listed) {
-      for (const b of listed) {
-        if (a === b) continue;
-        const together = groups.some((g) => g.includes(a) && g.includes(b));
-        this.setBlocked(a, b, !together);
-      }
-    }
+    for (const [a, b] of partitionLinks(groups, oneWay)) this.setBlocked(a, b, true);
   }
 
   /** Unblocks every link among `nodes` (all links when omitted). */

@@ -42,6 +42,16 @@ export function hashString(s: string): number {
   return h >>> 0;
 }
 
+/** FNV-1a over bytes; for digests of payloads. */
+export function hashBytes(b: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < b.length; i++) {
+    h ^= b[i] as number;
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
 /** Mixes a 32-bit word into a running hash (murmur3's body step). */
 export function mix32(h: number, k: number): number {
   k = Math.imul(k, 0xcc9e2d51);

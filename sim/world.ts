@@ -292,6 +292,7 @@ export class Simulator implements DiskHost, NetworkHost {
       node.program = node.factory(ctx);
     } catch (e) {
       if (!(e instanceof NodeCrash)) throw e;
+      this.traceEvent(EventKind.Crash, index, e.reason, node.incarnation);
       this.crashNode(node, e.mode);
     }
   }

@@ -1,7 +1,7 @@
 // `etcd-dst demo`: the kernel's demonstration. A durable replicated counter runs under
 // random crashes, partitions, pauses, clock faults and disk faults; every seed runs
 // twice and must give the same trace hash.
-import { runToyCluster } from "../../models/toy/counter.js";
+import { runToyCluster } from "../toy.js";
 import { Exit, type ExitCode, type Io, parseCount, parseFlags, parseSeed } from "./common.js";
 
 export function demo(argv: readonly string[], io: Io): ExitCode {

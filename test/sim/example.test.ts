@@ -3,7 +3,8 @@
 // bug is on, in which case the monitor catches it.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { CounterNode, runToyCluster } from "../../models/toy/counter.js";
+import { CounterNode } from "../../models/toy/counter.js";
+import { runToyCluster } from "../../src/toy.js";
 import { seedCount, seeds } from "../helpers.js";
 
 const SEEDS = seeds(seedCount(200, 2000));

@@ -1,0 +1,44 @@
+// Binary encoding shared by the models: msgpack for structured records (one Packr with
+// records on: byte-identical output across runs, unlike `sequential: true`), and CRC-32C
+// (Castagnoli, as etcd's WAL uses) for checksums.
+import { Packr } from "msgpackr";
+
+const packr = new Packr({ useRecords: true, moreTypes: false });
+
+export function encode(value: unknown): Uint8Array {
+  // Copy out of msgpackr's shared slab: callers keep these bytes.
+  return Uint8Array.from(packr.pack(value));
+}
+
+export function decode<T>(bytes: Uint8Array): T {
+  return packr.unpack(bytes) as T;
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32C of `bytes`, continuing from `crc` (0 to start a chain). */
+export function crc32c(crc: number, bytes: Uint8Array): number {
+  let c = ~crc >>> 0;
+  for (let i = 0; i < bytes.length; i++)
+    c = (CRC_TABLE[(c ^ (bytes[i] as number)) & 0xff] as number) ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+const utf8 = new TextEncoder();
+const utf8d = new TextDecoder();
+
+export function toBytes(s: string): Uint8Array {
+  return utf8.encode(s);
+}
+
+export function fromBytes(b: Uint8Array): string {
+  return utf8d.decode(b);
+}

@@ -1,0 +1,204 @@
+// Raft's safety properties, checked while a simulation runs (Raft paper, Figure 3).
+// The simulator sees every node, so one checker per run watches them all; nodes tell
+// it what they did, and a broken property becomes a monitor report (with node, term,
+// index and virtual time), never an exception that would end the run.
+import { hashBytes } from "../../sim/index.js";
+import type { RaftLog } from "./log.js";
+import type { Entry, HardState } from "./types.js";
+
+export type Report = (
+  checker: string,
+  node: string,
+  message: string,
+  details: Record<string, unknown>,
+) => void;
+
+interface Vote {
+  readonly term: number;
+  readonly vote: number;
+}
+
+export class RaftInvariants {
+  /** term → the node that led it */
+  private readonly leaders = new Map<number, string>();
+  /** index → (term → digest) of every entry any node persisted or created */
+  private readonly seen = new Map<number, Map<number, number>>();
+  /** index → term and digest of the committed entry there */
+  private readonly committedTerm: number[] = [];
+  private readonly committedDigest: number[] = [];
+  private maxCommitted = 0;
+  /** leader term → the highest index its leader committed */
+  private readonly commitByTerm = new Map<number, number>();
+  /** per leader node: its term and the last index it created in that term */
+  private readonly leaderLast = new Map<string, { term: number; lastIndex: number }>();
+  /** per node: the newest term and vote known durable, and the newest vote it promised */
+  private readonly durable = new Map<string, Vote>();
+  private readonly promised = new Map<string, Vote>();
+
+  constructor(private readonly report: Report) {}
+
+  /**
+   * Election safety, and leader completeness: the new leader of `term` holds every entry
+   * committed by leaders of earlier terms. (A leader of an old term can still be elected
+   * late, by delayed vote responses: it need not hold what later terms committed.)
+   */
+  becameLeader(node: string, term: number, log: RaftLog): void {
+    const other = this.leaders.get(term);
+    if (other !== undefined && other !== node) {
+      this.report("raft.election-safety", node, `two leaders in term ${term}: ${other} and ${node}`, {
+        term,
+        leaders: [other, node],
+      });
+    } else {
+      this.leaders.set(term, node);
+    }
+    this.leaderLast.delete(node);
+    let required = 0;
+    for (const [t, index] of this.commitByTerm) if (t < term && index > required) required = index;
+    if (log.lastIndex() < required) {
+      this.report(
+        "raft.leader-completeness",
+        node,
+        `${node} became leader of term ${term} with last index ${log.lastIndex()}, below index ${required} committed in an earlier term`,
+        { term, lastIndex: log.lastIndex(), committed: required },
+      );
+      return;
+    }
+    for (let i = Math.max(log.firstIndex(), 1); i <= required; i++) {
+      const want = this.committedTerm[i];
+      if (want === undefined) continue;
+      const have = log.term(i);
+      if (have !== want) {
+        this.report(
+          "raft.leader-completeness",
+          node,
+          `${node} became leader of term ${term} without committed entry ${i} (term ${want}; it has term ${have})`,
+          { term, index: i, committedTerm: want, leaderTerm: have },
+        );
+        return;
+      }
+    }
+  }
+
+  /** The leader of `term` moved its commit index to `commit`: record what became committed. */
+  leaderCommitted(node: string, term: number, log: RaftLog, commit: number): void {
+    if ((this.commitByTerm.get(term) ?? 0) < commit) this.commitByTerm.set(term, commit);
+    const from = Math.max(this.maxCommitted + 1, log.firstIndex());
+    if (commit < from) return;
+    const ents = log.slice(from, commit + 1) ?? [];
+    for (const e of ents) this.committed(node, e, "committed");
+  }
+
+  /** Leader append-only: a leader only ever appends new indexes in its term. */
+  leaderAppended(node: string, term: number, entries: readonly Entry[]): void {
+    const first = entries[0];
+    if (!first) return;
+    // Only appends within one term are compared: a new term starts a new record.
+    const last = this.leaderLast.get(node);
+    if (last && last.term === term && first.index <= last.lastIndex) {
+      this.report(
+        "raft.leader-append-only",
+        node,
+        `leader ${node} of term ${term} rewrote its log from index ${first.index} (last was ${last.lastIndex})`,
+        { term, index: first.index, lastIndex: last.lastIndex },
+      );
+    }
+    this.leaderLast.set(node, { term, lastIndex: (entries[entries.length - 1] as Entry).index });
+  }
+
+  /** Log matching: two entries with the same index and term hold the same data. */
+  entriesPersisted(node: string, entries: readonly Entry[]): void {
+    for (const e of entries) {
+      const digest = entryDigest(e);
+      let byTerm = this.seen.get(e.index);
+      if (!byTerm) {
+        byTerm = new Map();
+        this.seen.set(e.index, byTerm);
+      }
+      const prior = byTerm.get(e.term);
+      if (prior === undefined) byTerm.set(e.term, digest);
+      else if (prior !== digest) {
+        this.report("raft.log-matching", node, `entry ${e.index} of term ${e.term} differs between nodes`, {
+          index: e.index,
+          term: e.term,
+        });
+      }
+    }
+  }
+
+  /** State machine safety: an index, once committed anywhere, holds the same entry everywhere. */
+  applied(node: string, e: Entry): void {
+    this.committed(node, e, "applied");
+  }
+
+  private committed(node: string, e: Entry, how: string): void {
+    const digest = entryDigest(e);
+    const term = this.committedTerm[e.index];
+    if (term === undefined) {
+      this.committedTerm[e.index] = e.term;
+      this.committedDigest[e.index] = digest;
+      if (e.index > this.maxCommitted) this.maxCommitted = e.index;
+      return;
+    }
+    if (term !== e.term || this.committedDigest[e.index] !== digest) {
+      this.report(
+        "raft.state-machine-safety",
+        node,
+        `${node} ${how} a different entry at index ${e.index} (term ${e.term}) than was committed before (term ${term})`,
+        { index: e.index, term: e.term, committedTerm: term },
+      );
+    }
+  }
+
+  /** A vote was sent: the node promised it will not vote for anyone else in that term. */
+  voteGranted(node: string, term: number, vote: number): void {
+    const p = this.promised.get(node);
+    if (!p || term > p.term) this.promised.set(node, { term, vote });
+  }
+
+  /** The WAL fsync finished with this hard state: term and vote never go back on disk. */
+  hardStateDurable(node: string, hs: HardState): void {
+    const d = this.durable.get(node);
+    if (d && (hs.term < d.term || (hs.term === d.term && d.vote !== 0 && hs.vote !== d.vote))) {
+      this.report(
+        "raft.persisted-state",
+        node,
+        `${node} persisted term ${hs.term} vote ${hs.vote} after term ${d.term} vote ${d.vote}`,
+        { term: hs.term, vote: hs.vote, previousTerm: d.term, previousVote: d.vote },
+      );
+    }
+    if (!d || hs.term > d.term || (hs.term === d.term && hs.vote !== 0))
+      this.durable.set(node, { term: hs.term, vote: hs.vote });
+  }
+
+  /** A restart recovered this hard state: it must hold what was durable and what was promised. */
+  booted(node: string, hs: HardState): void {
+    for (const [what, v] of [
+      ["durable", this.durable.get(node)],
+      ["promised", this.promised.get(node)],
+    ] as const) {
+      if (!v) continue;
+      if (hs.term < v.term || (hs.term === v.term && v.vote !== 0 && hs.vote !== v.vote)) {
+        this.report(
+          "raft.persisted-state",
+          node,
+          `${node} restarted with term ${hs.term} vote ${hs.vote}, but had ${what} term ${v.term} vote ${v.vote}`,
+          { term: hs.term, vote: hs.vote, [`${what}Term`]: v.term, [`${what}Vote`]: v.vote },
+        );
+      }
+    }
+    // What it restarted with is now its durable state (a disk fault may have lost more).
+    this.durable.set(node, { term: hs.term, vote: hs.vote });
+    const p = this.promised.get(node);
+    if (p && (hs.term > p.term || hs.vote === p.vote)) this.promised.delete(node);
+  }
+
+  /** The highest index applied anywhere so far. */
+  get committedIndex(): number {
+    return this.maxCommitted;
+  }
+}
+
+export function entryDigest(e: Entry): number {
+  return hashBytes(e.data) ^ (e.type << 30);
+}
