@@ -33,7 +33,10 @@ export function runToyCluster(options: ToyRunOptions): ToyRunResult {
   const indexes = names.map((name, i) => {
     const peers = names.map((_, j) => j).filter((j) => j !== i);
     const ackBeforeFsync = options.ackBeforeFsync ?? false;
-    return sim.addNode(name, (ctx) => new CounterNode(ctx, { peers, tickUs: 20_000, announced, ackBeforeFsync }));
+    return sim.addNode(
+      name,
+      (ctx) => new CounterNode(ctx, { peers, tickUs: 20_000, announced, ackBeforeFsync }),
+    );
   });
   for (const i of indexes) sim.start(i);
   const target: FaultTarget = { sim, members: names, index: (name) => names.indexOf(name) };
@@ -42,7 +45,16 @@ export function runToyCluster(options: ToyRunOptions): ToyRunResult {
     startUs: 100_000,
     endUs: durationUs,
     meanGapUs: 100_000,
-    mix: { crash: 2, partition: 1, pause: 1, "clock-drift": 1, "wall-jump": 1, link: 1, clog: 1, "slow-disk": 1 },
+    mix: {
+      crash: 2,
+      partition: 1,
+      pause: 1,
+      "clock-drift": 1,
+      "wall-jump": 1,
+      link: 1,
+      clog: 1,
+      "slow-disk": 1,
+    },
     crashModes: ["keep", "lose", "prefix", "torn"],
     maxDown: n,
   });

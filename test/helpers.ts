@@ -12,3 +12,6 @@ export function seedCount(quick: number, long: number): number {
 export function seeds(n: number, from = 1): number[] {
   return Array.from({ length: n }, (_, i) => from + i);
 }
+
+/** Porcupine's known-answer histories (../shared/testdata/porcupine). */
+export const TESTDATA = new URL("./data/porcupine", import.meta.url).pathname;

@@ -1,11 +1,17 @@
 // The command table. Each command is a function of (argv, io) returning an exit code,
 // so the CLI is a thin layer that tests can drive without spawning processes.
+
+import { check } from "./check.js";
 import { Exit, type ExitCode, type Io, UsageError } from "./common.js";
 import { demo } from "./demo.js";
 
 type Command = (argv: readonly string[], io: Io) => ExitCode | Promise<ExitCode>;
 
 const COMMANDS: Record<string, { readonly run: Command; readonly summary: string }> = {
+  check: {
+    run: check,
+    summary: "check a history file for linearizability (etcd-dst, Jepsen etcd, Porcupine KV)",
+  },
   demo: { run: demo, summary: "the kernel's demo: a toy cluster under random faults, each seed run twice" },
 };
 

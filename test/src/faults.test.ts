@@ -22,10 +22,7 @@ test("overlapping partitions compose, and each heals at its own end", () => {
     { kind: "partition", atUs: 2 * S, durationUs: 2 * S, groups: [["m2"], ["m1", "m3"]], oneWay: false },
   ];
   scheduleFaults(target, faults);
-  const blocked = () => [
-    sim.network.isBlocked(0, 2),
-    sim.network.isBlocked(1, 2),
-  ];
+  const blocked = () => [sim.network.isBlocked(0, 2), sim.network.isBlocked(1, 2)];
   sim.runUntil(1.5 * S);
   assert.equal(blocked(), [true, false]);
   sim.runUntil(2.5 * S);
@@ -97,7 +94,9 @@ test("generation depends only on its stream, and keeps within the crash budget",
   for (const f of a) {
     assert.ok(f.atUs >= 0 && f.atUs + f.durationUs <= 30 * S, "inside the window");
     if (f.kind !== "crash") continue;
-    const down = a.filter((g) => g.kind === "crash" && g !== f && g.atUs <= f.atUs && g.atUs + g.durationUs > f.atUs);
+    const down = a.filter(
+      (g) => g.kind === "crash" && g !== f && g.atUs <= f.atUs && g.atUs + g.durationUs > f.atUs,
+    );
     const nodes = new Set(down.map((g) => (g as { node: string }).node).filter((x) => x !== f.node));
     assert.ok(nodes.size <= 2, `at most 2 others down when ${f.node} crashes`);
   }

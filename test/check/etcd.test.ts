@@ -1,0 +1,290 @@
+// The etcd specification and its history check, on hand-made histories: each anomaly
+// breaks linearizability; its near twin does not.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import type {
+  ErrorResponse,
+  KeyValue,
+  KvRequest,
+  KvResponse,
+  Operation,
+} from "../../models/client/history.js";
+import { Errors } from "../../models/etcd/errors.js";
+import { applyRequest, INITIAL_ETCD_STATE } from "../../src/check/etcd.js";
+import { checkEtcdHistory } from "../../src/check/etcd-history.js";
+
+let nextId = 0;
+function op(
+  client: number,
+  callUs: number,
+  returnUs: number | null,
+  request: KvRequest,
+  response: KvResponse | ErrorResponse | null,
+): Operation {
+  return { id: nextId++, client, callUs, returnUs, request, response };
+}
+const kv = (
+  key: string,
+  value: string,
+  create: number,
+  mod: number,
+  version: number,
+  lease = 0,
+): KeyValue => ({
+  key,
+  value,
+  createRevision: create,
+  modRevision: mod,
+  version,
+  lease,
+});
+const put = (c: number, t0: number, t1: number | null, key: string, value: string, rev: number) =>
+  op(c, t0, t1, { type: "put", key, value }, t1 === null ? null : { type: "put", revision: rev });
+const get = (c: number, t0: number, t1: number, key: string, rev: number, ...kvs: KeyValue[]) =>
+  op(
+    c,
+    t0,
+    t1,
+    { type: "range", key },
+    { type: "range", revision: rev, kvs, count: kvs.length, more: false },
+  );
+const verdict = (...ops: Operation[]) => checkEtcdHistory({ operations: ops, watches: [] }).verdict;
+const fullVerdict = (...ops: Operation[]) =>
+  checkEtcdHistory({ operations: ops, watches: [] }, { fullSearchOnly: true, noSettle: true }).verdict;
+
+test("revision rules: a put takes a revision, deleting nothing does not, a txn takes one", () => {
+  let s = INITIAL_ETCD_STATE;
+  s = applyRequest(s, { type: "put", key: "a", value: "1" }).state;
+  assert.is(s.revision, 2);
+  const del = applyRequest(s, { type: "delete", key: "missing" });
+  assert.is(del.state.revision, 2, "a delete of a missing key does not bump the revision");
+  assert.equal(del.response, { type: "delete", revision: 2, deleted: 0 });
+  const txn = applyRequest(s, {
+    type: "txn",
+    compare: [{ key: "a", target: "VALUE", result: "EQUAL", value: "1" }],
+    success: [
+      { type: "put", key: "a", value: "2" },
+      { type: "put", key: "b", value: "3" },
+    ],
+    failure: [],
+  });
+  assert.is(txn.state.revision, 3, "one revision for the whole txn");
+  assert.equal(txn.state.kvs.get("a")?.version, 2);
+  assert.equal(txn.state.kvs.get("b")?.modRevision, 3);
+  const ro = applyRequest(s, {
+    type: "txn",
+    compare: [],
+    success: [{ type: "range", key: "a" }],
+    failure: [],
+  });
+  assert.is(ro.state.revision, 2, "a read-only txn takes none");
+});
+
+test("compare rules: a VALUE compare on a missing key fails; others compare with zero", () => {
+  const t = (target: "VALUE" | "VERSION", result: "EQUAL" | "NOT_EQUAL", value: string | number) =>
+    (
+      applyRequest(INITIAL_ETCD_STATE, {
+        type: "txn",
+        compare: [{ key: "x", target, result, value }],
+        success: [],
+        failure: [],
+      }).response as { succeeded: boolean }
+    ).succeeded;
+  assert.is(t("VALUE", "NOT_EQUAL", "v"), false);
+  assert.is(t("VALUE", "EQUAL", ""), false);
+  assert.is(t("VERSION", "EQUAL", 0), true);
+});
+
+test("compaction, future revisions, leases and txn validation give etcd's errors", () => {
+  let s = applyRequest(INITIAL_ETCD_STATE, { type: "put", key: "a", value: "1" }).state;
+  s = applyRequest(s, { type: "put", key: "a", value: "2" }).state;
+  assert.equal(applyRequest(s, { type: "range", key: "a", revision: 9 }).response, Errors.futureRevision);
+  s = applyRequest(s, { type: "compact", revision: 2 }).state;
+  assert.equal(applyRequest(s, { type: "range", key: "a", revision: 2 }).response, Errors.compacted);
+  assert.equal(applyRequest(s, { type: "compact", revision: 2 }).response, Errors.compacted);
+  assert.equal(
+    applyRequest(s, { type: "put", key: "b", value: "x", lease: 7 }).response,
+    Errors.leaseNotFound,
+  );
+  const dup = applyRequest(s, {
+    type: "txn",
+    compare: [],
+    success: [
+      { type: "put", key: "a", value: "1" },
+      { type: "put", key: "a", value: "2" },
+    ],
+    failure: [],
+  });
+  assert.equal(dup.response, Errors.duplicateKey);
+  const many = applyRequest(s, {
+    type: "txn",
+    compare: [],
+    success: Array.from({ length: 129 }, (_, i) => ({ type: "range" as const, key: `k${i}` })),
+    failure: [],
+  });
+  assert.equal(many.response, Errors.tooManyOps);
+  s = applyRequest(s, { type: "lease-grant", id: 5, ttlS: 10 }).state;
+  s = applyRequest(s, { type: "put", key: "l1", value: "x", lease: 5 }).state;
+  s = applyRequest(s, { type: "put", key: "l2", value: "y", lease: 5 }).state;
+  const rev = s.revision;
+  const revoked = applyRequest(s, { type: "lease-revoke", id: 5 });
+  assert.is(revoked.state.revision, rev + 1, "a revoke deletes the lease's keys in one revision");
+  assert.not.ok(revoked.state.kvs.has("l1") || revoked.state.kvs.has("l2"));
+});
+
+test("stale read: a value read after its overwrite returned", () => {
+  const ok = [put(1, 0, 10, "k", "a", 2), put(1, 11, 20, "k", "b", 3)];
+  assert.is(verdict(...ok, get(2, 21, 30, "k", 3, kv("k", "b", 2, 3, 2))), "linearizable");
+  assert.is(
+    verdict(...ok, get(2, 15, 30, "k", 2, kv("k", "a", 2, 2, 1))),
+    "linearizable",
+    "concurrent with the overwrite: may precede it",
+  );
+  assert.is(verdict(...ok, get(2, 21, 30, "k", 3, kv("k", "a", 2, 2, 1))), "not-linearizable");
+  assert.is(fullVerdict(...ok, get(2, 21, 30, "k", 3, kv("k", "a", 2, 2, 1))), "not-linearizable");
+});
+
+test("lost acknowledged write: a later read does not see it", () => {
+  const w = put(1, 0, 10, "k", "a", 2);
+  assert.is(verdict(w, get(2, 20, 30, "k", 2, kv("k", "a", 2, 2, 1))), "linearizable");
+  assert.is(verdict(w, get(2, 20, 30, "k", 2)), "not-linearizable");
+  assert.is(
+    verdict(
+      w,
+      op(
+        2,
+        20,
+        30,
+        { type: "range", key: "k" },
+        { type: "range", revision: 1, kvs: [], count: 0, more: false },
+      ),
+    ),
+    "not-linearizable",
+  );
+});
+
+test("revision going backwards: 165 then 164", () => {
+  const w1 = put(1, 0, 10, "a", "1", 2);
+  const w2 = put(1, 11, 20, "b", "2", 3);
+  const read3 = get(2, 21, 30, "a", 3, kv("a", "1", 2, 2, 1));
+  const read2 = get(3, 31, 40, "a", 2, kv("a", "1", 2, 2, 1));
+  assert.is(verdict(w1, w2, read3), "linearizable");
+  assert.is(verdict(w1, w2, read3, read2), "not-linearizable");
+  assert.is(
+    verdict(w1, w2, get(3, 12, 40, "a", 2, kv("a", "1", 2, 2, 1))),
+    "linearizable",
+    "concurrent with the second write",
+  );
+});
+
+test("a txn applied half: one of its two puts missing afterwards", () => {
+  const txn = op(
+    1,
+    0,
+    10,
+    {
+      type: "txn",
+      compare: [],
+      success: [
+        { type: "put", key: "x", value: "1" },
+        { type: "put", key: "y", value: "1" },
+      ],
+      failure: [],
+    },
+    {
+      type: "txn",
+      revision: 2,
+      succeeded: true,
+      responses: [
+        { type: "put", revision: 2 },
+        { type: "put", revision: 2 },
+      ],
+    },
+  );
+  const both = op(
+    2,
+    20,
+    30,
+    { type: "range", key: "x", rangeEnd: "z" },
+    {
+      type: "range",
+      revision: 2,
+      kvs: [kv("x", "1", 2, 2, 1), kv("y", "1", 2, 2, 1)],
+      count: 2,
+      more: false,
+    },
+  );
+  const half = op(
+    2,
+    20,
+    30,
+    { type: "range", key: "x", rangeEnd: "z" },
+    { type: "range", revision: 2, kvs: [kv("x", "1", 2, 2, 1)], count: 1, more: false },
+  );
+  assert.is(verdict(txn, both), "linearizable");
+  assert.is(verdict(txn, half), "not-linearizable");
+});
+
+test("a compare that saw the wrong value: a CAS succeeds against a value that was not there", () => {
+  const w = put(1, 0, 10, "k", "a", 2);
+  const cas = (expect: string, succeeded: boolean) =>
+    op(
+      2,
+      20,
+      30,
+      {
+        type: "txn",
+        compare: [{ key: "k", target: "VALUE", result: "EQUAL", value: expect }],
+        success: [{ type: "put", key: "k", value: "c" }],
+        failure: [],
+      },
+      succeeded
+        ? { type: "txn", revision: 3, succeeded: true, responses: [{ type: "put", revision: 3 }] }
+        : { type: "txn", revision: 2, succeeded: false, responses: [] },
+    );
+  assert.is(verdict(w, cas("a", true)), "linearizable");
+  assert.is(verdict(w, cas("b", false)), "linearizable");
+  assert.is(verdict(w, cas("b", true)), "not-linearizable");
+  assert.is(verdict(w, cas("a", false)), "not-linearizable");
+});
+
+test("many unknown outcomes, some applied (seen later), some not: linearizable, and settled", () => {
+  const ops = [
+    put(1, 0, null, "k", "u1", 0), // applied: seen below at revision 2
+    put(2, 0, null, "k", "u2", 0), // never applied
+    put(3, 1, null, "j", "u3", 0), // applied, never seen: takes revision 3 (u2 could have too)
+    put(4, 50, 60, "k", "w", 4),
+    get(5, 70, 80, "k", 4, kv("k", "w", 2, 4, 2)),
+    get(6, 5, 40, "k", 2, kv("k", "u1", 2, 2, 1)),
+    put(7, 100, null, "z", "late", 0), // after everything: invisible
+  ];
+  const r = checkEtcdHistory({ operations: ops, watches: [] });
+  assert.is(r.verdict, "linearizable");
+  assert.is(r.settled, 1, "u1 settled from its observed value; revision 3 has two candidates");
+  assert.is(r.dropped, 0);
+  assert.is(fullVerdict(...ops), "linearizable");
+  // the same, but the read shows a value that nobody wrote
+  assert.is(
+    verdict(...ops.slice(0, 5), get(6, 5, 40, "k", 2, kv("k", "nobody", 2, 2, 1))),
+    "not-linearizable",
+  );
+});
+
+test("a failed request's error must fit the state: compacted, future, lease not found", () => {
+  const w = put(1, 0, 10, "k", "a", 2);
+  const compacted = (rev: number) =>
+    op(2, 20, 30, { type: "range", key: "k", revision: rev }, Errors.compacted);
+  assert.is(verdict(w, compacted(1)), "not-linearizable", "nothing was compacted");
+  const compact = op(3, 11, 15, { type: "compact", revision: 2 }, { type: "compact", revision: 2 });
+  assert.is(verdict(w, compact, compacted(1)), "linearizable");
+  assert.is(
+    verdict(w, op(2, 20, 30, { type: "range", key: "k", revision: 3 }, Errors.futureRevision)),
+    "linearizable",
+  );
+  assert.is(
+    verdict(w, op(2, 20, 30, { type: "range", key: "k", revision: 2 }, Errors.futureRevision)),
+    "not-linearizable",
+  );
+});
+
+test.run();
