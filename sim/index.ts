@@ -10,7 +10,7 @@ export {
   type DiskOptions,
 } from "./disk.js";
 export { Monitor, type MonitorReport } from "./monitor.js";
-export { DEFAULT_LINK, type LinkConfig, Network, partitionLinks } from "./network.js";
+export { DEFAULT_LINK, Delivery, type LinkConfig, Network, partitionLinks } from "./network.js";
 export { EventQueue } from "./queue.js";
 export { Random, type RandomState } from "./random.js";
 export {

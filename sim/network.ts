@@ -3,6 +3,10 @@
 // on one link never reshuffles another's draws). Reordering falls out of latency
 // variance. Partitions block links, clogging holds messages until the link unclogs.
 //
+// A sender says how a message travels (`Delivery`): raw datagrams may be reordered and
+// duplicated by link faults; a message on a stream (TCP: gRPC, rafthttp) keeps its
+// order behind earlier stream messages on the link and is never duplicated.
+//
 // Messages to a crashed node are lost and messages to a paused node wait, as they would
 // over TCP: the simulator decides that at delivery (see world.ts).
 import type { Random } from "./random.js";
@@ -30,6 +34,18 @@ export const DEFAULT_LINK: Readonly<LinkConfig> = {
   extraDelayUs: 0,
 };
 
+/** How a message travels; flags, combined with `|`. */
+export const Delivery = {
+  /** A datagram: reordered by latency variance, duplicated by link faults. */
+  Datagram: 0,
+  /** Never duplicated: the receiver is not idempotent. */
+  AtMostOnce: 1,
+  /** Delivered after every earlier ordered message on the same link. */
+  Ordered: 2,
+  /** A TCP stream: ordered and never duplicated. */
+  Stream: 3,
+} as const;
+
 /** What the network needs from the simulator. */
 export interface NetworkHost {
   readonly nowUs: number;
@@ -42,6 +58,7 @@ interface HeldMessage {
   readonly label: string;
   readonly digest: number;
   readonly sizeBytes: number;
+  readonly delivery: number;
 }
 
 class Link {
@@ -50,6 +67,8 @@ class Link {
   clogged = false;
   held: HeldMessage[] = [];
   random: Random | null = null;
+  /** When the last ordered message on this link arrives. */
+  orderedUntilUs = 0;
 }
 
 export interface NetworkStats {
@@ -98,7 +117,16 @@ export class Network {
     this.links.push(row);
   }
 
-  send(from: number, to: number, msg: unknown, label: string, digest: number, sizeBytes: number): void {
+  /** Sends a message; `delivery` is a combination of `Delivery` flags. */
+  send(
+    from: number,
+    to: number,
+    msg: unknown,
+    label: string,
+    digest: number,
+    sizeBytes: number,
+    delivery = 0,
+  ): void {
     const link = this.link(from, to);
     this.stats.sent++;
     this.stats.bytes += sizeBytes;
@@ -107,13 +135,21 @@ export class Network {
       return;
     }
     if (link.clogged) {
-      link.held.push({ msg, label, digest, sizeBytes });
+      link.held.push({ msg, label, digest, sizeBytes, delivery });
       return;
     }
-    this.transmit(from, to, link, msg, label, digest);
+    this.transmit(from, to, link, msg, label, digest, delivery);
   }
 
-  private transmit(from: number, to: number, link: Link, msg: unknown, label: string, digest: number): void {
+  private transmit(
+    from: number,
+    to: number,
+    link: Link,
+    msg: unknown,
+    label: string,
+    digest: number,
+    delivery: number,
+  ): void {
     const c = link.config;
     const rng = link.random ?? (link.random = this.host.linkRandom(from, to));
     if (c.lossRate > 0 && rng.chance(c.lossRate)) {
@@ -122,8 +158,14 @@ export class Network {
     }
     const now = this.host.nowUs;
     const delay = rng.latencyUs(c.latencyMinUs, c.latencyMeanExtraUs, c.latencyMaxUs) + c.extraDelayUs;
-    this.host.scheduleMessage(from, to, now + delay, msg, label, digest);
-    if (c.duplicateRate > 0 && rng.chance(c.duplicateRate)) {
+    let atUs = now + delay;
+    if ((delivery & Delivery.Ordered) !== 0) {
+      // the event queue keeps insertion order among equal times
+      if (atUs < link.orderedUntilUs) atUs = link.orderedUntilUs;
+      link.orderedUntilUs = atUs;
+    }
+    this.host.scheduleMessage(from, to, atUs, msg, label, digest);
+    if (c.duplicateRate > 0 && (delivery & Delivery.AtMostOnce) === 0 && rng.chance(c.duplicateRate)) {
       this.stats.duplicated++;
       const again = rng.latencyUs(c.latencyMinUs, c.latencyMeanExtraUs, c.latencyMaxUs) + c.extraDelayUs;
       this.host.scheduleMessage(from, to, now + again, msg, label, digest);
@@ -185,7 +227,7 @@ export class Network {
     link.held = [];
     for (const h of held) {
       if (link.blocked) this.stats.droppedPartition++;
-      else this.transmit(from, to, link, h.msg, h.label, h.digest);
+      else this.transmit(from, to, link, h.msg, h.label, h.digest, h.delivery);
     }
   }
 }

@@ -148,9 +148,10 @@ export class NodeContext {
   /**
    * Sends a message. `label` names its type in the trace; `digest` is a 32-bit summary
    * of its content (term, index...) so that the trace catches a divergence early.
+   * `delivery`: `Delivery` flags (a datagram by default; `Delivery.Stream` for TCP).
    */
-  send(to: number, msg: unknown, label: string, digest = 0, sizeBytes = 0): void {
-    this.sim.network.send(this.node.index, to, msg, label, digest, sizeBytes);
+  send(to: number, msg: unknown, label: string, digest = 0, sizeBytes = 0, delivery = 0): void {
+    this.sim.network.send(this.node.index, to, msg, label, digest, sizeBytes, delivery);
   }
 
   /**

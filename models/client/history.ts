@@ -206,6 +206,8 @@ export interface WatchResponse {
   /** Set when the watch was canceled because its start revision was compacted. */
   readonly compactRevision?: number;
   readonly error?: string;
+  /** On a `created` response: the start revision the client asked for (resumes ask for last + 1). */
+  readonly startRevision?: number;
 }
 
 /** One watch as the client saw it, across resumes on other members. */
@@ -218,9 +220,47 @@ export interface WatchRecord {
   readonly responses: readonly WatchResponse[];
 }
 
+/**
+ * One lease keep-alive as the client saw it. Keep-alives are answered by the leader's
+ * lessor without raft, so they are not part of the linearizable history; the lease
+ * checkers read them.
+ */
+export interface KeepAliveRecord {
+  readonly client: number;
+  readonly lease: number;
+  readonly member?: string;
+  readonly callUs: number;
+  /** Null: no answer (timed out or the connection broke). */
+  readonly returnUs: number | null;
+  /** The TTL the lessor granted from now on (0: the lease was not found). */
+  readonly ttlS: number;
+  readonly error?: string;
+}
+
+/**
+ * A client that came to believe it holds a lock (or leads an election) through the
+ * concurrency recipes. `acquiredRevision` is the revision of the read that convinced it:
+ * at that revision its key must exist with `createRevision` and be the oldest under
+ * `prefix`.
+ */
+export interface LockRecord {
+  readonly kind: "lock" | "election";
+  readonly client: number;
+  readonly prefix: string;
+  readonly key: string;
+  readonly lease: number;
+  readonly createRevision: number;
+  readonly acquiredUs: number;
+  readonly acquiredRevision: number;
+  /** When the client's unlock or resign returned (null: it never did). */
+  readonly releasedUs: number | null;
+}
+
 export interface History {
   readonly operations: readonly Operation[];
   readonly watches: readonly WatchRecord[];
+  readonly keepAlives?: readonly KeepAliveRecord[];
+  readonly locks?: readonly LockRecord[];
 }
 
 /** Whether a request changes state when it succeeds (lease grants and compactions included). */

@@ -193,6 +193,13 @@ export class RaftInvariants {
     if (p && (hs.term > p.term || hs.vote === p.vote)) this.promised.delete(node);
   }
 
+  /** The node's data was wiped and it rejoins as a new member: its old promises are void. */
+  forget(node: string): void {
+    this.durable.delete(node);
+    this.promised.delete(node);
+    this.leaderLast.delete(node);
+  }
+
   /** The highest index applied anywhere so far. */
   get committedIndex(): number {
     return this.maxCommitted;

@@ -14,7 +14,7 @@
 //
 // While a Ready is being persisted raft keeps stepping messages (etcd's node goroutine
 // runs on), but ticks wait, at most one of them (Go's ticker channel holds one).
-import { type NodeContext, NodeCrash, type TimerHandle } from "../../sim/index.js";
+import { Delivery, type NodeContext, NodeCrash, type TimerHandle } from "../../sim/index.js";
 import { encode } from "../codec.js";
 import type { RaftInvariants } from "./invariants.js";
 import { MemoryStorage } from "./log.js";
@@ -102,6 +102,14 @@ export interface RaftApp {
   onSoftState?(state: StateType, lead: number, term: number): void;
   /** raft or its storage failed fatally; the node is about to crash. */
   onFatal?(reason: string): void;
+  /**
+   * The index the application finished applying, when it applies asynchronously (etcd's
+   * apply goroutine): snapshots are taken there, never ahead of it. Call
+   * `RaftNode.applied()` when it moves.
+   */
+  appliedIndex?(): number;
+  /** Lets the application attach its own state to an outgoing snapshot (etcd sends the db). */
+  decorateSnapshot?(m: Message): Message;
 }
 
 /** How long a leader waits for a sent snapshot to be acknowledged before reporting it failed. */
@@ -399,10 +407,20 @@ export class RaftNode {
     }
   }
 
+  /** The application applied more entries (asynchronous applications call this). */
+  applied(): void {
+    if (!this.blocked) this.maybeTriggerSnapshot();
+  }
+
   /** Every `snapshotCount` applied entries: snapshot, persist, compact (etcd's triggerSnapshot). */
   private maybeTriggerSnapshot(): void {
-    if (this.snapshotting || this.appliedIndex - this.snapshotIndex <= this.config.snapshotCount) return;
-    const index = this.appliedIndex;
+    const applied = Math.min(
+      this.appliedIndex,
+      this.app?.appliedIndex?.() ?? this.appliedIndex,
+      this.storage.lastIndex(),
+    );
+    if (this.snapshotting || applied - this.snapshotIndex <= this.config.snapshotCount) return;
+    const index = applied;
     const data = (this.app as RaftApp).snapshotData(index);
     const snap = this.storage.createSnapshot(index, this.raw.raft.trk.confState(), data);
     if (!snap) return;
@@ -435,7 +453,18 @@ export class RaftNode {
       for (const e of m.entries) size += e.data.length + 16;
       if (m.snapshot) size += m.snapshot.data.length;
       const digest = (m.type | (m.term << 6)) ^ Math.imul(m.index + m.commit * 31, 0x9e3779b1);
-      this.ctx.send(to, m, MSG_NAMES[m.type] as string, digest, size);
+      const out = m.type === Msg.Snap && this.app?.decorateSnapshot ? this.app.decorateSnapshot(m) : m;
+      // Raft tolerates reordered and duplicated messages, so they travel as datagrams,
+      // except a forwarded proposal: raft would append a duplicate twice, and etcd sends
+      // it over rafthttp's TCP streams, which never duplicate.
+      this.ctx.send(
+        to,
+        out,
+        MSG_NAMES[m.type] as string,
+        digest,
+        size,
+        m.type === Msg.Prop ? Delivery.AtMostOnce : Delivery.Datagram,
+      );
       if (m.type === Msg.Snap) this.watchSnapshotSend(m.to);
     }
   }

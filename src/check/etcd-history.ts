@@ -15,6 +15,7 @@
 // 3. Otherwise, or when step 2 cannot decide, run the full search on the settled history.
 // Either way the verdict is the full search's: a test compares them on random histories.
 import type { History, KeyValue, KvRequest, Operation, TxnOp } from "../../models/client/history.js";
+import { isIndefinite } from "../../models/etcd/errors.js";
 import { type EtcdOutput, type EtcdState, etcdModel, INITIAL_ETCD_STATE } from "./etcd.js";
 import {
   type CheckOp,
@@ -40,7 +41,8 @@ export interface EtcdCheckResult extends CheckResult<EtcdState> {
 
 /**
  * The operations the linearizability check covers: serializable reads are left to the
- * stale-read check, and reads with an unknown outcome tell nothing.
+ * stale-read check; reads with an unknown outcome, and calls that failed as unavailable,
+ * tell nothing.
  */
 export function toCheckOps(history: History): { ops: EtcdCheckOp[]; sources: Operation[] } {
   const ops: EtcdCheckOp[] = [];
@@ -50,6 +52,8 @@ export function toCheckOps(history: History): { ops: EtcdCheckOp[]; sources: Ope
     if (r.type === "range" && r.serializable) continue;
     const unknown = op.returnUs === null;
     if (unknown && !writes(r)) continue;
+    // an unavailability error that returned took no effect and tells nothing of the state
+    if (!unknown && op.response?.type === "error" && isIndefinite(op.response)) continue;
     ops.push({
       client: op.client,
       callUs: op.callUs,

@@ -277,7 +277,7 @@ function applyRange(
 ): { resp: KvResponse | ErrorResponse; historical: boolean } {
   const at = r.revision ?? 0;
   if (at > revision) return { resp: Errors.futureRevision, historical: false };
-  if (at > 0 && at <= compactRevision) return { resp: Errors.compacted, historical: false };
+  if (at > 0 && at < compactRevision) return { resp: Errors.compacted, historical: false };
   const historical = at > 0 && at < revision;
   const keys = d.currentKeys();
   const matching =

@@ -2,7 +2,14 @@
 // (one operation or watch per line, so that an error can name its line) and msgpack for
 // artifacts. Everything read is validated; a bad record is reported with its line.
 import { Packr } from "msgpackr";
-import type { History, KvRequest, Operation, WatchRecord } from "../../models/client/history.js";
+import type {
+  History,
+  KeepAliveRecord,
+  KvRequest,
+  LockRecord,
+  Operation,
+  WatchRecord,
+} from "../../models/client/history.js";
 import { HistoryFormatError } from "./errors.js";
 
 export const HISTORY_FORMAT = "etcd-dst-history";
@@ -10,15 +17,21 @@ export const HISTORY_VERSION = 1;
 
 /** A history as JSON: a header, then one record per line. */
 export function historyToJson(h: History): string {
-  const lines: string[] = [`{"format":"${HISTORY_FORMAT}","version":${HISTORY_VERSION},`, `"operations":[`];
-  h.operations.forEach((op, i) => {
-    lines.push(JSON.stringify(op) + (i + 1 < h.operations.length ? "," : ""));
+  const lines: string[] = [`{"format":"${HISTORY_FORMAT}","version":${HISTORY_VERSION},`];
+  const sections: [string, readonly unknown[]][] = [
+    ["operations", h.operations],
+    ["watches", h.watches],
+  ];
+  if (h.keepAlives?.length) sections.push(["keepAlives", h.keepAlives]);
+  if (h.locks?.length) sections.push(["locks", h.locks]);
+  sections.forEach(([name, records], s) => {
+    lines.push(`"${name}":[`);
+    records.forEach((r, i) => {
+      lines.push(JSON.stringify(r) + (i + 1 < records.length ? "," : ""));
+    });
+    lines.push(s + 1 < sections.length ? "]," : "]}");
   });
-  lines.push(`],`, `"watches":[`);
-  h.watches.forEach((w, i) => {
-    lines.push(JSON.stringify(w) + (i + 1 < h.watches.length ? "," : ""));
-  });
-  lines.push("]}", "");
+  lines.push("");
   return lines.join("\n");
 }
 
@@ -31,6 +44,8 @@ export function historyToMsgpack(h: History): Uint8Array {
       version: HISTORY_VERSION,
       operations: h.operations,
       watches: h.watches,
+      ...(h.keepAlives?.length ? { keepAlives: h.keepAlives } : {}),
+      ...(h.locks?.length ? { locks: h.locks } : {}),
     }),
   );
 }
@@ -71,11 +86,11 @@ function lineAt(text: string, offset: number): number {
 }
 
 /**
- * Offsets where the elements of the top-level arrays "operations" and "watches" start,
+ * Offsets where the elements of each top-level array ("operations", "watches"...) start,
  * found by a small scan (strings skipped), so validation errors can name a line.
  */
-function elementOffsets(text: string): { operations: number[]; watches: number[] } {
-  const out = { operations: [] as number[], watches: [] as number[] };
+function elementOffsets(text: string): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
   let depth = 0;
   let lastKey = "";
   let current: number[] | null = null;
@@ -96,8 +111,9 @@ function elementOffsets(text: string): { operations: number[]; watches: number[]
     expectElement = false;
     if (c === "{" || c === "[") {
       depth++;
-      if (depth === 2 && c === "[" && (lastKey === "operations" || lastKey === "watches")) {
-        current = out[lastKey];
+      if (depth === 2 && c === "[") {
+        current = [];
+        out[lastKey] = current;
         expectElement = true;
       }
     } else if (c === "}" || c === "]") {
@@ -121,8 +137,8 @@ function validate(doc: unknown, text: string | null): History {
   const watches = d.watches === undefined ? [] : d.watches;
   if (!Array.isArray(watches)) throw new HistoryFormatError(1, `"watches" must be an array`);
   const offsets = text === null ? null : elementOffsets(text);
-  const lineOf = (kind: "operations" | "watches", i: number) => {
-    const off = offsets?.[kind][i];
+  const lineOf = (kind: string, i: number) => {
+    const off = offsets?.[kind]?.[i];
     return off === undefined || text === null ? 0 : lineAt(text, off);
   };
   d.operations.forEach((op, i) => {
@@ -133,7 +149,19 @@ function validate(doc: unknown, text: string | null): History {
     const problem = watchProblem(w);
     if (problem) throw new HistoryFormatError(lineOf("watches", i), `watch ${i}: ${problem}`);
   });
-  return { operations: d.operations as Operation[], watches: watches as WatchRecord[] };
+  const extra: { keepAlives?: KeepAliveRecord[]; locks?: LockRecord[] } = {};
+  for (const name of ["keepAlives", "locks"] as const) {
+    const list = (d as Record<string, unknown>)[name];
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) throw new HistoryFormatError(1, `"${name}" must be an array`);
+    list.forEach((r, i) => {
+      const x = r as Record<string, unknown> | null;
+      if (typeof x !== "object" || x === null || !isNum(x.client) || !isNum(x.lease))
+        throw new HistoryFormatError(lineOf(name, i), `${name} ${i}: needs numeric client and lease`);
+    });
+    extra[name] = list;
+  }
+  return { operations: d.operations as Operation[], watches: watches as WatchRecord[], ...extra };
 }
 
 const REQUEST_TYPES = new Set(["range", "put", "delete", "txn", "compact", "lease-grant", "lease-revoke"]);

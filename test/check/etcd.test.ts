@@ -100,7 +100,9 @@ test("compaction, future revisions, leases and txn validation give etcd's errors
   s = applyRequest(s, { type: "put", key: "a", value: "2" }).state;
   assert.equal(applyRequest(s, { type: "range", key: "a", revision: 9 }).response, Errors.futureRevision);
   s = applyRequest(s, { type: "compact", revision: 2 }).state;
-  assert.equal(applyRequest(s, { type: "range", key: "a", revision: 2 }).response, Errors.compacted);
+  // below the compact revision is gone; the compact revision itself stays readable (rangeKeys)
+  assert.equal(applyRequest(s, { type: "range", key: "a", revision: 1 }).response, Errors.compacted);
+  assert.is(applyRequest(s, { type: "range", key: "a", revision: 2 }).response.type, "range");
   assert.equal(applyRequest(s, { type: "compact", revision: 2 }).response, Errors.compacted);
   assert.equal(
     applyRequest(s, { type: "put", key: "b", value: "x", lease: 7 }).response,

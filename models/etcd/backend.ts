@@ -1,0 +1,494 @@
+// The backend: a model of bbolt under etcd's batch transaction (server/storage/backend).
+//
+// - Buckets of sorted keys. The `key` bucket is keyed by revision (numbers), the others
+//   by strings.
+// - Writes go into a batch transaction; when a write transaction ends, its writes are
+//   written back into the read buffer, so readers see them before they are committed.
+// - Every `batchIntervalUs` (100 ms) or `batchLimit` writes (10000), the batch commits:
+//   the pre-commit hook runs (etcd writes the consistent index there), the changes are
+//   appended to the db file as one record and fsynced, and the read buffer is reset.
+//   A crash loses everything since the last durable commit; WAL replay makes it up.
+// - The db file is a log of commit records, each with a CRC, so that a commit is atomic
+//   as bbolt's meta-page switch makes it: a torn last record is ignored at open; a bad
+//   record followed by good ones is corruption, and the member refuses to start.
+// - Defragmentation rewrites the db compactly into `db.tmp`, fsyncs it and renames it
+//   over `db` (failpoints defragBeforeCopy, defragBeforeRename).
+//
+// The read buffer keeps etcd's shape (arrays per bucket with a `used` count, their backing
+// storage reused after a reset), because a planted bug (#17247) lives in its writeback.
+import type { Disk } from "../../sim/index.js";
+import { crc32c, decode, encode } from "../codec.js";
+
+export const BUCKETS = ["key", "meta", "lease", "members", "members_removed", "alarm", "cluster"] as const;
+export type Bucket = (typeof BUCKETS)[number];
+type Key = number | string;
+
+/** Backend errors that stop the member from starting (etcd: DataDirectoryCorrupt). */
+export class BackendCorrupt extends Error {}
+
+/** A sorted table of one bucket, in the committed (bbolt) state. */
+class Table {
+  private readonly map = new Map<Key, unknown>();
+  private sorted: Key[] = [];
+  private dirty = false;
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get(k: Key): unknown {
+    return this.map.get(k);
+  }
+
+  put(k: Key, v: unknown): void {
+    if (!this.map.has(k)) {
+      const last = this.sorted[this.sorted.length - 1];
+      if (!this.dirty && (last === undefined || last < k)) this.sorted.push(k);
+      else this.dirty = true;
+    }
+    this.map.set(k, v);
+  }
+
+  delete(k: Key): void {
+    if (this.map.delete(k)) this.dirty = true;
+  }
+
+  keys(): Key[] {
+    if (this.dirty) {
+      this.sorted = [...this.map.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      this.dirty = false;
+    }
+    return this.sorted;
+  }
+
+  /** Keys in [from, to), ascending, at most `limit` (0: all). */
+  range(from: Key, to: Key, limit: number): Key[] {
+    const keys = this.keys();
+    let lo = 0;
+    let hi = keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((keys[mid] as Key) < from) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: Key[] = [];
+    for (let i = lo; i < keys.length && (keys[i] as Key) < to; i++) {
+      out.push(keys[i] as Key);
+      if (limit > 0 && out.length >= limit) break;
+    }
+    return out;
+  }
+}
+
+/**
+ * One bucket of the read buffer: parallel arrays with a `used` count, like etcd's
+ * bucketBuffer. After a reset only `used` goes back to 0: the arrays keep their old
+ * contents, as a Go slice's backing array does.
+ */
+export class BucketBuffer {
+  keys: Key[] = [];
+  values: unknown[] = [];
+  used = 0;
+
+  add(k: Key, v: unknown): void {
+    this.keys[this.used] = k;
+    this.values[this.used] = v;
+    this.used++;
+  }
+
+  /** Sorts the used part by key (stable), as etcd does after merging a write buffer. */
+  sort(): void {
+    const idx = Array.from({ length: this.used }, (_, i) => i);
+    idx.sort((a, b) => {
+      const x = this.keys[a] as Key;
+      const y = this.keys[b] as Key;
+      return x < y ? -1 : x > y ? 1 : a - b;
+    });
+    const k = idx.map((i) => this.keys[i] as Key);
+    const v = idx.map((i) => this.values[i]);
+    for (let i = 0; i < this.used; i++) {
+      this.keys[i] = k[i] as Key;
+      this.values[i] = v[i];
+    }
+  }
+
+  /**
+   * Keeps the newest value of each key. `plantedOffByOne` is etcd #17247: the dedupe
+   * always left `used` one larger than the entries it kept, exposing a stale element.
+   */
+  dedupe(plantedOffByOne: boolean): void {
+    if (this.used <= 1) {
+      if (plantedOffByOne) this.used++;
+      return;
+    }
+    this.sort();
+    let w = 0;
+    for (let r = 1; r < this.used; r++) {
+      if (this.keys[r] !== this.keys[w]) w++;
+      this.keys[w] = this.keys[r] as Key;
+      this.values[w] = this.values[r];
+    }
+    this.used = plantedOffByOne ? w + 2 : w + 1;
+    if (this.used > this.keys.length) this.used = this.keys.length;
+  }
+
+  /** Entries with keys in [from, to), in buffer order. */
+  range(from: Key, to: Key): [Key, unknown][] {
+    const out: [Key, unknown][] = [];
+    for (let i = 0; i < this.used; i++) {
+      const k = this.keys[i] as Key;
+      if (k >= from && k < to) out.push([k, this.values[i]]);
+    }
+    return out;
+  }
+}
+
+/** A change in the batch transaction; value undefined means delete. */
+interface Change {
+  readonly bucket: Bucket;
+  readonly key: Key;
+  readonly value: unknown;
+}
+
+export interface BackendOptions {
+  readonly path: string;
+  readonly batchIntervalUs: number;
+  readonly batchLimit: number;
+}
+
+/** Hooks the backend calls out to: time, failpoints, and the pre-commit hook. */
+export interface BackendHost {
+  setTimer(delayUs: number, label: string, fn: () => void): void;
+  failpoint(name: string): void;
+  /** Runs inside the commit, before the changes are written (etcd saves the consistent index here). */
+  preCommit(tx: BackendTx): void;
+  /** An fsync failed: etcd panics. */
+  fatal(reason: string): never;
+  /** Planted bug #17247: the writeback dedupe keeps one stale entry too many. */
+  readonly dedupeOffByOne: boolean;
+}
+
+/** Write access inside the batch transaction. */
+export interface BackendTx {
+  put(bucket: Bucket, key: Key, value: unknown): void;
+  delete(bucket: Bucket, key: Key): void;
+}
+
+export class Backend implements BackendTx {
+  private readonly tables = new Map<Bucket, Table>();
+  /** Changes since the last commit (the open bbolt write transaction). */
+  private batch: Change[] = [];
+  /** Changes of the write transaction under way. */
+  private txn: Change[] = [];
+  /** etcd's txWriteBuffer: puts per bucket, kept between transactions (etcd's reset rules). */
+  private readonly writeBuffers = new Map<Bucket, BucketBuffer>();
+  /** etcd's txReadBuffer: puts of finished transactions since the last commit. */
+  readonly readBuffer = new Map<Bucket, BucketBuffer>();
+  private timerArmed = false;
+  /** Commits written, and commits known durable. */
+  commits = 0;
+  durableCommits = 0;
+  private inFlight = 0;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  private constructor(
+    private readonly disk: Disk,
+    private readonly options: BackendOptions,
+    private readonly host: BackendHost,
+  ) {
+    for (const b of BUCKETS) this.tables.set(b, new Table());
+  }
+
+  /**
+   * Opens the db file (creating it if absent) and replays its commit records. A torn
+   * last record is dropped; corruption before the end throws BackendCorrupt.
+   */
+  static open(disk: Disk, options: BackendOptions, host: BackendHost): Backend {
+    const b = new Backend(disk, options, host);
+    if (!disk.exists(options.path)) {
+      disk.create(options.path);
+      return b;
+    }
+    const bytes = disk.read(options.path);
+    let off = 0;
+    while (off < bytes.length) {
+      if (off + 8 > bytes.length) break; // torn header at the end
+      const view = new DataView(bytes.buffer, bytes.byteOffset + off);
+      const len = view.getUint32(0);
+      const crc = view.getUint32(4);
+      if (off + 8 + len > bytes.length) break; // torn record at the end
+      const body = bytes.subarray(off + 8, off + 8 + len);
+      if (crc32c(0, body) !== crc) {
+        if (off + 8 + len < bytes.length) throw new BackendCorrupt(`db: bad checksum at offset ${off}`);
+        break; // a torn last record: that commit never happened
+      }
+      let ops: [Bucket, Key, unknown][];
+      try {
+        ops = decode<[Bucket, Key, unknown][]>(body);
+      } catch {
+        throw new BackendCorrupt(`db: unreadable record at offset ${off}`);
+      }
+      for (const [bucket, key, value] of ops) {
+        const t = b.tables.get(bucket);
+        if (!t) throw new BackendCorrupt(`db: unknown bucket ${bucket}`);
+        if (value === null) t.delete(key);
+        else t.put(key, value);
+      }
+      off += 8 + len;
+    }
+    // Drop the torn tail, so the next commit appends after the last good record.
+    if (off < bytes.length) disk.truncate(options.path, off);
+    return b;
+  }
+
+  /** Restores a database received from the leader (etcd's `<index>.snap.db`). */
+  static fromSnapshot(disk: Disk, options: BackendOptions, host: BackendHost, snapshot: Uint8Array): Backend {
+    disk.create(options.path);
+    disk.append(options.path, snapshot);
+    return Backend.open(disk, options, host);
+  }
+
+  // ---- reads --------------------------------------------------------------------------
+
+  /**
+   * A value as a reader sees it (the last commit plus the read buffer's puts; uncommitted
+   * deletes are not visible to readers in etcd), or, with `write`, as the write
+   * transaction sees it (every change since the last commit).
+   */
+  get(bucket: Bucket, key: Key, write = false): unknown {
+    const own = write ? [this.batch, this.txn] : [this.txn];
+    for (let l = own.length - 1; l >= 0; l--) {
+      const list = own[l] as Change[];
+      for (let i = list.length - 1; i >= 0; i--) {
+        const c = list[i] as Change;
+        if (c.bucket === bucket && c.key === key) return c.value;
+      }
+    }
+    if (!write) {
+      const buf = this.readBuffer.get(bucket);
+      if (buf) for (let i = buf.used - 1; i >= 0; i--) if (buf.keys[i] === key) return buf.values[i];
+    }
+    return (this.tables.get(bucket) as Table).get(key);
+  }
+
+  /**
+   * Entries in [from, to) as a reader sees them (etcd's UnsafeRange on the read
+   * transaction): the committed table, then the read buffer's entries. For the `key`
+   * bucket, whose keys only grow, etcd appends the buffer without deduplicating, so an
+   * entry in both shows twice, as it did in #17247.
+   */
+  range(bucket: Bucket, from: Key, to: Key, limit = 0): [Key, unknown][] {
+    const table = this.tables.get(bucket) as Table;
+    const out: [Key, unknown][] = [];
+    for (const k of table.range(from, to, 0)) out.push([k, table.get(k)]);
+    const buf = this.readBuffer.get(bucket);
+    if (buf && buf.used > 0) {
+      const extra = buf.range(from, to);
+      if (bucket === "key") {
+        for (const e of extra) out.push(e);
+      } else {
+        for (const [k, v] of extra) {
+          const i = out.findIndex(([x]) => x === k);
+          if (i >= 0) out[i] = [k, v];
+          else out.push([k, v]);
+        }
+        out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      }
+    }
+    return limit > 0 ? out.slice(0, limit) : out;
+  }
+
+  // ---- writes -------------------------------------------------------------------------
+
+  put(bucket: Bucket, key: Key, value: unknown): void {
+    this.txn.push({ bucket, key, value });
+    let wb = this.writeBuffers.get(bucket);
+    if (!wb) {
+      wb = new BucketBuffer();
+      this.writeBuffers.set(bucket, wb);
+    }
+    wb.add(key, value);
+  }
+
+  delete(bucket: Bucket, key: Key): void {
+    // Deletes are not buffered for readers: they see them at the next commit.
+    this.txn.push({ bucket, key, value: undefined });
+  }
+
+  /**
+   * Ends a write transaction (etcd's batchTxBuffered.Unlock): its changes join the batch
+   * and its puts are written back into the read buffer (failpoints beforeWritebackBuf,
+   * afterWritebackBuf). Commits when the batch is large enough, and arms the periodic
+   * commit.
+   */
+  unlock(): void {
+    if (this.txn.length === 0) return;
+    for (const c of this.txn) this.batch.push(c);
+    this.txn = [];
+    this.host.failpoint("beforeWritebackBuf");
+    this.writeback();
+    this.host.failpoint("afterWritebackBuf");
+    if (this.batch.length >= this.options.batchLimit) this.commit();
+  }
+
+  /** etcd's txWriteBuffer.writeback, then its reset. */
+  private writeback(): void {
+    for (const [bucket, wb] of [...this.writeBuffers]) {
+      const rb = this.readBuffer.get(bucket);
+      if (!rb) {
+        // The read buffer lacks the bucket: the write buffer becomes it. etcd dedupes
+        // non-key buckets here; the planted #17247 deduped every bucket, off by one.
+        if (this.host.dedupeOffByOne) wb.dedupe(true);
+        else if (bucket !== "key") wb.dedupe(false);
+        this.readBuffer.set(bucket, wb);
+        this.writeBuffers.delete(bucket);
+        continue;
+      }
+      for (let i = 0; i < wb.used; i++) rb.add(wb.keys[i] as Key, wb.values[i]);
+      if (bucket !== "key") rb.dedupe(false);
+    }
+    for (const [bucket, wb] of [...this.writeBuffers]) {
+      if (wb.used === 0) this.writeBuffers.delete(bucket);
+      wb.used = 0;
+    }
+  }
+
+  /**
+   * Starts etcd's backend loop: a commit every batch interval, whether or not requests
+   * came (the pre-commit hook writes the consistent index each time).
+   */
+  startTicker(): void {
+    if (this.timerArmed) return;
+    this.timerArmed = true;
+    const tick = () => {
+      // bbolt commits one at a time: a tick during a commit's fsync waits for the next
+      if (this.inFlight === 0) this.commit();
+      this.host.setTimer(this.options.batchIntervalUs, "backend.commit", tick);
+    };
+    this.host.setTimer(this.options.batchIntervalUs, "backend.commit", tick);
+  }
+
+  /**
+   * Commits the batch (etcd's batchTxBuffered.commit): the pre-commit hook, then the
+   * record and an fsync. `withHook: false` is defrag's path, which in etcd 3.5.0–3.5.5
+   * skipped the hook (the planted bug #14685).
+   */
+  commit(withHook = true, done?: () => void): void {
+    this.host.failpoint("beforeCommit");
+    if (withHook) {
+      this.host.failpoint("commitBeforePreCommitHook");
+      this.host.preCommit(this);
+      this.host.failpoint("commitAfterPreCommitHook");
+    }
+    // the hook wrote through the transaction: its changes join the batch (and its puts
+    // stay in the write buffer until the next writeback, as in etcd)
+    for (const c of this.txn) this.batch.push(c);
+    this.txn = [];
+    const changes = dropRepeats(this.batch);
+    this.batch = [];
+    for (const c of changes) {
+      const t = this.tables.get(c.bucket) as Table;
+      if (c.value === undefined) t.delete(c.key);
+      else t.put(c.key, c.value);
+    }
+    // etcd's txReadBuffer.reset: buckets that stayed empty go, the rest are emptied
+    for (const [bucket, rb] of [...this.readBuffer]) {
+      if (rb.used === 0) this.readBuffer.delete(bucket);
+      rb.used = 0;
+    }
+    if (changes.length > 0) {
+      const body = encode(changes.map((c) => [c.bucket, c.key, c.value === undefined ? null : c.value]));
+      const record = new Uint8Array(8 + body.length);
+      const view = new DataView(record.buffer);
+      view.setUint32(0, body.length);
+      view.setUint32(4, crc32c(0, body));
+      record.set(body, 8);
+      this.disk.append(this.options.path, record);
+      this.commits++;
+      this.inFlight++;
+      this.disk.fsync(this.options.path, (err) => {
+        if (err) this.host.fatal(`failed to commit the backend: ${err.message}`);
+        this.inFlight--;
+        this.durableCommits++;
+        done?.();
+        if (this.inFlight === 0) this.wakeIdle();
+      });
+    } else {
+      done?.();
+    }
+    this.host.failpoint("beforeStartDBTxn");
+    this.host.failpoint("afterStartDBTxn");
+    this.host.failpoint("afterCommit");
+  }
+
+  /** Whether a commit's fsync is still under way. */
+  get syncing(): boolean {
+    return this.inFlight > 0;
+  }
+
+  /**
+   * Runs `fn` once no commit is under way. etcd holds the batch transaction's lock through
+   * bbolt's commit and its fsync, so writers (apply, compaction) wait for a slow disk.
+   */
+  whenIdle(fn: () => void): void {
+    if (this.inFlight === 0) fn();
+    else this.idleWaiters.push(fn);
+  }
+
+  private wakeIdle(): void {
+    const ready = this.idleWaiters.splice(0);
+    for (const fn of ready) fn();
+  }
+
+  /** The whole committed database as bytes (what the leader sends in a snapshot). */
+  snapshot(): Uint8Array {
+    const ops: [Bucket, Key, unknown][] = [];
+    for (const [bucket, t] of this.tables) for (const k of t.keys()) ops.push([bucket, k, t.get(k)]);
+    const body = encode(ops);
+    const record = new Uint8Array(8 + body.length);
+    const view = new DataView(record.buffer);
+    view.setUint32(0, body.length);
+    view.setUint32(4, crc32c(0, body));
+    record.set(body, 8);
+    return record;
+  }
+
+  /**
+   * Defragments: commits the batch (skipping the pre-commit hook when `skipHook`, the
+   * planted bug #14685), writes a compact copy to `db.tmp`, fsyncs it and renames it
+   * over the db. Calls `done` when the new file is in place.
+   */
+  defrag(skipHook: boolean, done: () => void): void {
+    this.commit(!skipHook);
+    this.host.failpoint("defragBeforeCopy");
+    const tmp = `${this.options.path}.tmp`;
+    this.disk.create(tmp);
+    this.disk.append(tmp, this.snapshot());
+    this.disk.fsync(tmp, (err) => {
+      if (err) this.host.fatal(`defrag failed: ${err.message}`);
+      this.host.failpoint("defragBeforeRename");
+      this.disk.rename(tmp, this.options.path);
+      const dir = this.options.path.slice(0, this.options.path.lastIndexOf("/"));
+      this.disk.fsyncDir(dir, () => done());
+    });
+  }
+
+  /** Size of the db file in bytes (etcd's dbSize). */
+  get sizeBytes(): number {
+    return this.disk.exists(this.options.path) ? this.disk.size(this.options.path) : 0;
+  }
+
+  /** Entries committed in a bucket (for tests and hashes). */
+  tableSize(bucket: Bucket): number {
+    return (this.tables.get(bucket) as Table).size;
+  }
+}
+
+/** The last change of each (bucket, key): a commit record needs no more. */
+function dropRepeats(changes: readonly Change[]): Change[] {
+  const last = new Map<string, number>();
+  changes.forEach((c, i) => {
+    last.set(`${c.bucket}\0${c.key}`, i);
+  });
+  return changes.filter((c, i) => last.get(`${c.bucket}\0${c.key}`) === i);
+}

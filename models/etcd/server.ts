@@ -1,0 +1,1381 @@
+// The etcd server (etcd's server/etcdserver): raft below, MVCC, lessor and watch above,
+// files on the member's virtual disk. Requests come from clients as messages; writes go
+// through raft and are answered when this member applies them.
+//
+// Apply runs as etcd's apply goroutine does: committed entries queue up and are applied
+// one after another (each takes `applyCostUs`), behind the raft loop. Entries at or below
+// the consistent index (persisted in the backend by the pre-commit hook) are skipped, so
+// replaying the WAL after a crash applies each entry once.
+//
+// Boot: open the db (refuse on corruption), open raft (WAL, snapshot), swap in a database
+// received with a snapshot (`<index>.snap.db`) if the db is older, rebuild MVCC, leases
+// and the key index, then start raft.
+import type { NodeContext, NodeProgram, TimerHandle } from "../../sim/index.js";
+import { Delivery, NodeCrash } from "../../sim/index.js";
+import type { Bugs } from "../bugs.js";
+import type {
+  ErrorResponse,
+  KeyValue,
+  KvRequest,
+  KvResponse,
+  RangeRequest,
+  TxnOp,
+  TxnOpResponse,
+} from "../client/history.js";
+import { decode, encode } from "../codec.js";
+import type { RaftInvariants } from "../raft/invariants.js";
+import { DEFAULT_RAFT_NODE, type RaftApp, RaftNode, type RaftNodeConfig } from "../raft/node.js";
+import {
+  type ConfChange,
+  ConfChangeType,
+  type ConfState,
+  type Entry,
+  isRaftMessage,
+  type Message,
+  Msg,
+  type ReadState,
+  type Snapshot,
+  StateType,
+} from "../raft/types.js";
+import { Backend, BackendCorrupt, type BackendHost, type BackendTx } from "./backend.js";
+import { Errors, MAX_TXN_OPS } from "./errors.js";
+import { LEASE_EXPIRY_CHECK_US, Lessor } from "./lease.js";
+import { inKeyRange, Mvcc, type RangeResult, type StoredKv } from "./mvcc.js";
+import type {
+  ClientMessage,
+  InternalRequest,
+  MaintenanceOp,
+  MaintenanceResult,
+  PeerMessage,
+  ServerMessage,
+} from "./protocol.js";
+import { WatchableStore, type WatchMessage, WatchStream } from "./watch.js";
+
+export const MEMBER_DIR = "member";
+export const DB_PATH = `${MEMBER_DIR}/snap/db`;
+
+export interface EtcdServerConfig {
+  /** This member's id (its raft id). */
+  readonly memberId: number;
+  /** Voters of a new cluster; empty when joining an existing one. */
+  readonly initialCluster: readonly number[];
+  readonly raft: Partial<Omit<RaftNodeConfig, "id" | "initialPeers" | "route" | "invariants">>;
+  readonly backendBatchIntervalUs: number;
+  readonly backendBatchLimit: number;
+  readonly compactionBatchLimit: number;
+  readonly compactionBatchIntervalUs: number;
+  /** Time the apply goroutine takes per entry. */
+  readonly applyCostUs: number;
+  /** etcd's ReqTimeout: 5 s + 2 election timeouts. */
+  readonly requestTimeoutUs: number;
+  readonly readIndexRetryUs: number;
+  /** --experimental-watch-progress-notify-interval (etcd: 10 min; Kubernetes: 5 s). */
+  readonly progressNotifyIntervalUs: number;
+  /** Lease checkpoints (0: off). */
+  readonly leaseCheckpointIntervalUs: number;
+  readonly bugs: Bugs;
+  /** Simulator node of a member id (-1 when unknown). */
+  readonly route: (memberId: number) => number;
+  readonly memberName: (memberId: number) => string;
+  readonly invariants: RaftInvariants | null;
+  readonly observer: EtcdObserver | null;
+}
+
+export const DEFAULT_ETCD: Omit<
+  EtcdServerConfig,
+  "memberId" | "initialCluster" | "bugs" | "route" | "memberName" | "invariants" | "observer"
+> = {
+  raft: {},
+  backendBatchIntervalUs: 100_000,
+  backendBatchLimit: 10_000,
+  compactionBatchLimit: 1000,
+  compactionBatchIntervalUs: 10_000,
+  applyCostUs: 20,
+  requestTimeoutUs: 7_000_000,
+  readIndexRetryUs: 500_000,
+  progressNotifyIntervalUs: 600_000_000,
+  leaseCheckpointIntervalUs: 0,
+};
+
+/** What a member applied, for the reference history (the simulator sees every member). */
+export interface AppliedEntry {
+  readonly index: number;
+  readonly term: number;
+  readonly requestId: string;
+  /** raft id of the member the client sent the request to (0: a server-side request). */
+  readonly origin: number;
+  readonly request: KvRequest;
+  readonly response: KvResponse | ErrorResponse;
+  /** The store's revision after the entry. */
+  readonly revision: number;
+  /** A revoke proposed by the leader's lessor on expiry. */
+  readonly expiry: boolean;
+}
+
+/** Told what members do, at the simulator's true time (the builder reads its clock). */
+export interface EtcdObserver {
+  applied(member: string, e: AppliedEntry): void;
+  /** The leader's lessor proposed a revoke of an expired lease. */
+  expiryProposed(member: string, requestId: string, leaseId: number): void;
+  /** A member stopped for good (removed from the cluster). */
+  removed(member: string): void;
+}
+
+type ApplyItem =
+  | { readonly kind: "entry"; readonly e: Entry }
+  | { readonly kind: "conf"; readonly e: Entry; readonly cc: ConfChange }
+  | { readonly kind: "snap"; readonly snap: Snapshot };
+
+interface Waiter {
+  readonly client: number;
+  readonly reqId: number;
+  readonly timer: TimerHandle;
+  readonly kind: "kv" | "maintenance";
+}
+
+interface PendingRead {
+  readonly client: number;
+  readonly reqId: number;
+  readonly request: RangeRequest;
+}
+
+/** A snapshot as members send it: raft's data plus the whole database. */
+interface SnapshotPayload {
+  readonly raft: Uint8Array;
+  readonly db: Uint8Array;
+}
+
+const META_CI = "consistent_index";
+const META_TERM = "term";
+
+function hex16(n: number): string {
+  return n.toString(16).padStart(16, "0");
+}
+
+export class EtcdServer implements NodeProgram, RaftApp {
+  readonly raft: RaftNode;
+  backend: Backend;
+  readonly mvcc: Mvcc;
+  readonly lessor: Lessor;
+  readonly watch: WatchableStore;
+  /** The consistent index: the last entry whose effects the backend holds. */
+  ci = 0;
+  private ciTerm = 0;
+  /** The last entry the apply goroutine finished. */
+  applied = 0;
+  private readonly applyQueue: ApplyItem[] = [];
+  private applyScheduled = false;
+  private applyStalledUntilUs = 0;
+  /** A backend generation: timers of a replaced backend stop. */
+  private backendGen = 0;
+  private readonly waits = new Map<string, Waiter>();
+  private reqCounter = 0;
+  lead = 0;
+  private leaderTerm = 0;
+  private readonly streams = new Map<string, WatchStream>();
+  private readonly leaseFwds = new Map<number, { client: number; reqId: number; timer: TimerHandle }>();
+  private fwdCounter = 0;
+  readonly members = new Map<number, { learner: boolean }>();
+  private defragging = false;
+  private snapReceipts = 0;
+  private removed = false;
+  // linearizable reads (etcd's linearizableReadLoop)
+  private readonly readQueue: PendingRead[] = [];
+  private readRound: {
+    ctx: string;
+    reads: PendingRead[];
+    retry: TimerHandle;
+    deadline: TimerHandle;
+    index: number;
+  } | null = null;
+  private readonly applyWaiters: { index: number; fn: () => void }[] = [];
+
+  constructor(
+    private readonly ctx: NodeContext,
+    readonly cfg: EtcdServerConfig,
+  ) {
+    this.backend = this.openBackend();
+    this.loadConsistentIndex();
+    this.mvcc = new Mvcc(
+      this.backend,
+      this.mvccHost(),
+      {
+        dropTombstoneAtRev:
+          cfg.bugs.has("compaction-drops-tombstone-at-rev") || cfg.bugs.has("compaction-revision-rollback"),
+        restoreSkipsLoneTombstone: cfg.bugs.has("restore-ignores-lone-tombstone"),
+        restoreIgnoresCompactRev: cfg.bugs.has("compaction-revision-rollback"),
+      },
+      { batchLimit: cfg.compactionBatchLimit, batchIntervalUs: cfg.compactionBatchIntervalUs },
+    );
+    const electionUs =
+      (cfg.raft.electionTicks ?? DEFAULT_RAFT_NODE.electionTicks) *
+      (cfg.raft.tickUs ?? DEFAULT_RAFT_NODE.tickUs);
+    this.lessor = new Lessor(this.backend, Math.ceil((1.5 * electionUs) / 1_000_000));
+    this.watch = new WatchableStore(this.mvcc, this.watchHost(), {
+      minRevStale: cfg.bugs.has("watch-minrev-stale-on-restore"),
+      progressAheadOfEvents: cfg.bugs.has("progress-notify-ahead-of-events"),
+      compactionGap: cfg.bugs.has("slow-watcher-compaction-gap"),
+      futureRevOldEvents: cfg.bugs.has("future-rev-watch-old-events"),
+    });
+    this.raft = new RaftNode(ctx, {
+      ...DEFAULT_RAFT_NODE,
+      ...cfg.raft,
+      dir: MEMBER_DIR,
+      id: cfg.memberId,
+      initialPeers: cfg.initialCluster,
+      route: cfg.route,
+      invariants: cfg.invariants,
+      commitBeforeLeaderPersist: cfg.bugs.has("single-node-ack-before-fsync"),
+      voteBeforePersist: cfg.bugs.has("vote-granted-before-persist"),
+      readOnlyOption: cfg.bugs.has("lease-read-under-clock-skew") ? "lease-based" : "safe",
+    });
+    // A database received with a snapshot replaces an older one (etcd's recoverSnapshotBackend).
+    const snap = this.raft.bootSnapshot;
+    if (snap && snap.metadata.index > this.ci) {
+      const snapDb = `${MEMBER_DIR}/snap/${hex16(snap.metadata.index)}.snap.db`;
+      if (!ctx.disk.exists(snapDb))
+        this.refuse(`failed to find database snapshot file (${snapDb}) for snapshot ${snap.metadata.index}`);
+      ctx.disk.rename(snapDb, DB_PATH);
+      this.backend = this.openBackend();
+      this.loadConsistentIndex();
+      this.mvcc.backend = this.backend;
+    }
+    this.restoreStores();
+    this.restoreMembers();
+    this.applied = Math.max(this.ci, snap?.metadata.index ?? 0);
+    this.backend.startTicker();
+    this.watch.start();
+    this.startLoops();
+    this.raft.start(this);
+  }
+
+  // ---- boot -------------------------------------------------------------------------------
+
+  private openBackend(): Backend {
+    const gen = ++this.backendGen;
+    const host: BackendHost = {
+      setTimer: (us, label, fn) => {
+        this.ctx.setTimer(us, label, () => {
+          if (gen === this.backendGen) fn();
+        });
+      },
+      failpoint: (name) => this.crashPoint(name),
+      preCommit: (tx) => this.saveConsistentIndex(tx),
+      fatal: (reason) => this.exit(reason),
+      dedupeOffByOne: this.cfg.bugs.has("txbuf-dedupe-duplicate-event"),
+    };
+    try {
+      return Backend.open(
+        this.ctx.disk,
+        {
+          path: DB_PATH,
+          batchIntervalUs: this.cfg.backendBatchIntervalUs,
+          batchLimit: this.cfg.backendBatchLimit,
+        },
+        host,
+      );
+    } catch (e) {
+      if (e instanceof BackendCorrupt) this.refuse(e.message);
+      throw e;
+    }
+  }
+
+  private loadConsistentIndex(): void {
+    this.ci = (this.backend.get("meta", META_CI) as number | undefined) ?? 0;
+    this.ciTerm = (this.backend.get("meta", META_TERM) as number | undefined) ?? 0;
+  }
+
+  /** The pre-commit hook: the consistent index goes into every commit. */
+  private saveConsistentIndex(tx: BackendTx): void {
+    if (this.ci === 0) return;
+    tx.put("meta", META_CI, this.ci);
+    tx.put("meta", META_TERM, this.ciTerm);
+  }
+
+  private restoreStores(): void {
+    this.mvcc.restore();
+    this.lessor.restore();
+    // re-attach keys to their leases
+    for (const key of this.mvcc.keys("", "\0")) {
+      const r = this.mvcc.range(key, undefined);
+      if ("kvs" in r) for (const kv of r.kvs) if (kv.lease) this.lessor.attach(kv.lease, kv.key);
+    }
+  }
+
+  private restoreMembers(): void {
+    this.members.clear();
+    for (const [k, v] of this.backend.range("members", 0, Number.MAX_SAFE_INTEGER))
+      this.members.set(k as number, v as { learner: boolean });
+    if (this.members.size === 0)
+      for (const id of this.cfg.initialCluster) this.members.set(id, { learner: false });
+  }
+
+  private startLoops(): void {
+    const leaseLoop = () => {
+      this.revokeExpiredLeases();
+      this.ctx.setTimer(LEASE_EXPIRY_CHECK_US, "lease.expiry", leaseLoop);
+    };
+    this.ctx.setTimer(LEASE_EXPIRY_CHECK_US, "lease.expiry", leaseLoop);
+    if (this.cfg.leaseCheckpointIntervalUs > 0) {
+      const checkpoint = () => {
+        this.checkpointLeases();
+        this.ctx.setTimer(this.cfg.leaseCheckpointIntervalUs, "lease.checkpoint", checkpoint);
+      };
+      this.ctx.setTimer(this.cfg.leaseCheckpointIntervalUs, "lease.checkpoint", checkpoint);
+    }
+    const progress = () => {
+      for (const s of this.streams.values()) this.watch.progressAll(s);
+      this.ctx.setTimer(this.cfg.progressNotifyIntervalUs, "watch.progress", progress);
+    };
+    this.ctx.setTimer(this.cfg.progressNotifyIntervalUs, "watch.progress", progress);
+    const electionUs =
+      (this.cfg.raft.electionTicks ?? DEFAULT_RAFT_NODE.electionTicks) *
+      (this.cfg.raft.tickUs ?? DEFAULT_RAFT_NODE.tickUs);
+    const monitorLeader = () => {
+      if (this.lead === 0) this.cancelRequireLeaderStreams();
+      this.ctx.setTimer(electionUs, "watch.monitor-leader", monitorLeader);
+    };
+    this.ctx.setTimer(electionUs, "watch.monitor-leader", monitorLeader);
+  }
+
+  // ---- failure ------------------------------------------------------------------------------
+
+  /** A failpoint that may crash the member, or stall its apply loop (etcd's backend lock). */
+  private crashPoint(name: string): void {
+    const stallUs = this.ctx.failpoint(name);
+    if (stallUs > 0)
+      this.applyStalledUntilUs = Math.max(this.applyStalledUntilUs, this.ctx.monoUs() + stallUs);
+  }
+
+  /** The member will not start on this data (etcd exits with a fatal log). */
+  private refuse(reason: string): never {
+    throw new NodeCrash(`refusing to start: ${reason}`, "keep");
+  }
+
+  private exit(reason: string): never {
+    throw new NodeCrash(reason, "keep");
+  }
+
+  /** A broken internal invariant (etcd panics): reported, and the member dies. */
+  private panic(reason: string): never {
+    this.ctx.report("raft.panic", `etcd panic on ${this.ctx.name}: ${reason}`, {});
+    throw new NodeCrash(`panic: ${reason}`, "keep");
+  }
+
+  // ---- messages -----------------------------------------------------------------------------
+
+  onMessage(from: number, msg: unknown): void {
+    if (this.removed) return;
+    if (isRaftMessage(msg)) {
+      this.receiveRaft(msg);
+      return;
+    }
+    const m = msg as ClientMessage | PeerMessage;
+    switch (m.kind) {
+      case "kv":
+        this.handleKv(from, m.reqId, m.request);
+        return;
+      case "lease-keepalive":
+      case "lease-ttl":
+        this.handleLease(from, m.reqId, m.id, m.kind === "lease-keepalive" ? "keepalive" : "ttl");
+        return;
+      case "watch-create":
+      case "watch-cancel":
+      case "watch-progress":
+      case "watch-close":
+        this.handleWatch(from, m);
+        return;
+      case "maintenance":
+        this.handleMaintenance(from, m.reqId, m.op);
+        return;
+      case "ping":
+        this.reply(from, {
+          kind: "pong",
+          reqId: m.reqId,
+          incarnation: this.ctx.incarnation,
+          member: this.ctx.name,
+        });
+        return;
+      case "lease-fwd":
+        this.handleLeaseForward(from, m);
+        return;
+      case "lease-fwd-resp": {
+        const f = this.leaseFwds.get(m.fwdId);
+        if (!f) return;
+        this.leaseFwds.delete(m.fwdId);
+        this.ctx.cancelTimer(f.timer);
+        this.reply(f.client, {
+          kind: "lease-resp",
+          reqId: f.reqId,
+          ttlS: m.ttlS,
+          ...(m.grantedTtlS !== undefined ? { grantedTtlS: m.grantedTtlS } : {}),
+          ...(m.error ? { error: m.error } : {}),
+          member: this.ctx.name,
+        });
+        return;
+      }
+    }
+  }
+
+  private reply(client: number, msg: ServerMessage): void {
+    this.ctx.send(client, msg, msg.kind, "reqId" in msg ? msg.reqId : 0, 0, Delivery.Stream); // gRPC
+  }
+
+  /**
+   * A raft message. A snapshot arrives with the whole database: etcd's snapshot receiver
+   * saves it as `<index>.snap.db` (a temp file, fsynced, renamed) before raft sees the
+   * message. We also fsync the directory, so a crash cannot keep the raft snapshot and
+   * lose its database (etcd relies on ext4 ordering there).
+   */
+  private receiveRaft(m: Message): void {
+    if (m.type !== Msg.Snap || !m.snapshot) {
+      this.raft.step(m);
+      return;
+    }
+    const meta = m.snapshot.metadata;
+    const payload = decode<SnapshotPayload>(m.snapshot.data);
+    const path = `${MEMBER_DIR}/snap/${hex16(meta.index)}.snap.db`;
+    // a duplicate delivery may arrive while the first is being saved: each has its own temp
+    const tmp = `${MEMBER_DIR}/snap/tmp${++this.snapReceipts}`;
+    this.ctx.disk.create(tmp);
+    this.ctx.disk.append(tmp, payload.db);
+    this.ctx.disk.fsync(tmp, (err) => {
+      if (err) this.exit(`failed to save database snapshot: ${err.message}`);
+      this.ctx.disk.rename(tmp, path);
+      this.ctx.disk.fsyncDir(`${MEMBER_DIR}/snap`, (dirErr) => {
+        if (dirErr) this.exit(`failed to save database snapshot: ${dirErr.message}`);
+        this.raft.step({ ...m, snapshot: { metadata: meta, data: Uint8Array.from(payload.raft) } });
+      });
+    });
+  }
+
+  // ---- the KV API -----------------------------------------------------------------------------
+
+  private handleKv(client: number, reqId: number, req: KvRequest): void {
+    const invalid = validate(req);
+    if (invalid) {
+      this.reply(client, { kind: "kv-resp", reqId, response: invalid, member: this.ctx.name });
+      return;
+    }
+    if (req.type === "range" || (req.type === "txn" && isReadOnlyTxn(req))) {
+      if (req.type === "range" && req.serializable) {
+        this.reply(client, { kind: "kv-resp", reqId, response: this.serveRange(req), member: this.ctx.name });
+        return;
+      }
+      if (req.type === "range") {
+        this.readQueue.push({ client, reqId, request: req });
+        this.maybeStartReadRound();
+        return;
+      }
+    }
+    this.propose(req, client, reqId, "kv");
+  }
+
+  /** A range on local state, now. */
+  private serveRange(req: RangeRequest): KvResponse | ErrorResponse {
+    const r = this.mvcc.range(req.key, req.rangeEnd, {
+      rev: req.revision ?? 0,
+      limit: req.limit ?? 0,
+      countOnly: req.countOnly ?? false,
+      keysOnly: req.keysOnly ?? false,
+    });
+    if (!("kvs" in r)) return r;
+    return rangeResponse(this.mvcc.currentRev, r, req);
+  }
+
+  private nextRequestId(): string {
+    return `${this.cfg.memberId}.${this.ctx.incarnation}.${++this.reqCounter}`;
+  }
+
+  /** Proposes a write; the waiter answers when this member applies it (or times out). */
+  private propose(op: KvRequest, client: number, reqId: number, kind: "kv" | "maintenance"): void {
+    const id = this.nextRequestId();
+    const timer = this.ctx.setTimer(this.cfg.requestTimeoutUs, "request.timeout", () => {
+      this.waits.delete(id);
+      const e = this.lead === 0 ? Errors.timeoutDueToLeaderFail : Errors.timeout;
+      this.reply(
+        client,
+        kind === "kv"
+          ? { kind: "kv-resp", reqId, response: e, member: this.ctx.name }
+          : { kind: "maintenance-resp", reqId, result: e, member: this.ctx.name },
+      );
+    });
+    this.waits.set(id, { client, reqId, timer, kind });
+    this.raft.propose(encode({ id, origin: this.cfg.memberId, op } satisfies InternalRequest));
+  }
+
+  // ---- linearizable reads (ReadIndex) ---------------------------------------------------------
+
+  private maybeStartReadRound(): void {
+    if (this.readRound || this.readQueue.length === 0) return;
+    const reads = this.readQueue.splice(0);
+    const ctx = this.nextRequestId();
+    const retry = this.ctx.setTimer(this.cfg.readIndexRetryUs, "read.retry", () => this.retryRead());
+    const deadline = this.ctx.setTimer(this.cfg.requestTimeoutUs, "read.timeout", () =>
+      this.failReadRound(Errors.timeout),
+    );
+    this.readRound = { ctx, reads, retry, deadline, index: -1 };
+    this.raft.readIndex(ctx);
+  }
+
+  /**
+   * No answer yet: ask again. etcd sends a new request id (#21399); reusing the old one
+   * (the planted #20418) lets a late acknowledgement of the old round confirm this one.
+   */
+  private retryRead(): void {
+    const round = this.readRound;
+    if (!round) return;
+    if (!this.cfg.bugs.has("readindex-reused-request-id")) round.ctx = this.nextRequestId();
+    round.retry = this.ctx.setTimer(this.cfg.readIndexRetryUs, "read.retry", () => this.retryRead());
+    this.raft.readIndex(round.ctx);
+  }
+
+  private failReadRound(e: ErrorResponse): void {
+    const round = this.readRound;
+    if (!round) return;
+    this.readRound = null;
+    this.ctx.cancelTimer(round.retry);
+    this.ctx.cancelTimer(round.deadline);
+    for (const r of round.reads)
+      this.reply(r.client, { kind: "kv-resp", reqId: r.reqId, response: e, member: this.ctx.name });
+    this.maybeStartReadRound();
+  }
+
+  onReadStates(states: readonly ReadState[]): void {
+    if (this.leadershipChecks.length > 0) this.resolveLeadershipChecks(states);
+    const round = this.readRound;
+    if (!round || round.index >= 0) return;
+    // out-of-date answers to earlier rounds are ignored
+    const mine = states.find((s) => s.requestCtx === round.ctx);
+    if (!mine) return;
+    round.index = mine.index;
+    this.ctx.cancelTimer(round.retry);
+    this.whenApplied(mine.index, () => {
+      if (this.readRound !== round) return;
+      this.readRound = null;
+      this.ctx.cancelTimer(round.deadline);
+      for (const r of round.reads)
+        this.reply(r.client, {
+          kind: "kv-resp",
+          reqId: r.reqId,
+          response: this.serveRange(r.request),
+          member: this.ctx.name,
+        });
+      this.maybeStartReadRound();
+    });
+  }
+
+  private whenApplied(index: number, fn: () => void): void {
+    if (this.applied >= index) fn();
+    else this.applyWaiters.push({ index, fn });
+  }
+
+  private wakeAppliedWaiters(): void {
+    if (this.applyWaiters.length === 0) return;
+    const ready = this.applyWaiters.filter((w) => w.index <= this.applied);
+    if (ready.length === 0) return;
+    for (let i = this.applyWaiters.length - 1; i >= 0; i--)
+      if ((this.applyWaiters[i] as { index: number }).index <= this.applied) this.applyWaiters.splice(i, 1);
+    for (const w of ready) w.fn();
+  }
+
+  // ---- raft callbacks -------------------------------------------------------------------------
+
+  onSoftState(state: StateType, lead: number, term: number): void {
+    const changed = lead !== this.lead;
+    this.lead = lead;
+    if (changed) {
+      // a ReadIndex round in flight fails: its answer may never come (etcd's leaderChanged)
+      if (this.readRound && this.readRound.index < 0) this.failReadRound(Errors.leaderChanged);
+    }
+    if (state !== StateType.Leader) {
+      if (this.lessor.primary) this.lessor.demote();
+    } else if (changed) {
+      this.leaderTerm = term;
+    }
+  }
+
+  applyEntry(e: Entry): void {
+    this.enqueue({ kind: "entry", e });
+  }
+
+  applyConfChange(e: Entry, cc: ConfChange, _cs: ConfState): void {
+    this.enqueue({ kind: "conf", e, cc });
+  }
+
+  applySnapshot(snap: Snapshot): void {
+    this.enqueue({ kind: "snap", snap });
+  }
+
+  appliedIndex(): number {
+    return this.applied;
+  }
+
+  snapshotData(): Uint8Array {
+    // etcd commits the backend first, so the consistent index on disk reaches the snapshot
+    this.backend.commit();
+    return encode({ members: [...this.members].map(([id, m]) => [id, m.learner]) });
+  }
+
+  decorateSnapshot(m: Message): Message {
+    const snap = m.snapshot;
+    if (!snap) return m;
+    this.backend.commit();
+    const payload: SnapshotPayload = { raft: snap.data, db: this.backend.snapshot() };
+    return { ...m, snapshot: { metadata: snap.metadata, data: encode(payload) } };
+  }
+
+  onFatal(): void {}
+
+  // ---- the apply goroutine --------------------------------------------------------------------
+
+  private enqueue(item: ApplyItem): void {
+    this.applyQueue.push(item);
+    this.scheduleApply();
+  }
+
+  private scheduleApply(): void {
+    if (this.applyScheduled || this.applyQueue.length === 0) return;
+    this.applyScheduled = true;
+    const waitUs = Math.max(this.cfg.applyCostUs, this.applyStalledUntilUs - this.ctx.monoUs());
+    this.ctx.setTimer(waitUs, "apply", () => {
+      this.applyScheduled = false;
+      this.applyNext();
+    });
+  }
+
+  private applyNext(): void {
+    if (this.defragging) return;
+    if (this.backend.syncing) {
+      // the backend is committing: apply waits for the batch lock (a slow disk slows apply)
+      this.applyScheduled = true;
+      this.backend.whenIdle(() => {
+        this.applyScheduled = false;
+        this.scheduleApply();
+      });
+      return;
+    }
+    if (this.applyStalledUntilUs > this.ctx.monoUs()) {
+      this.scheduleApply();
+      return;
+    }
+    const item = this.applyQueue[0];
+    if (!item) return;
+    if (
+      item.kind === "entry" &&
+      this.cfg.bugs.has("ci-persisted-before-apply") &&
+      item.e.index > this.ci &&
+      item.e.data.length > 0
+    ) {
+      // etcd 3.5.0–3.5.2 (#13766): the consistent index moved before the entry's writes,
+      // so a backend commit in between persisted an index whose writes were not there
+      if (this.ci < item.e.index) {
+        this.ci = item.e.index;
+        this.ciTerm = item.e.term;
+        this.ctx.setTimer(this.cfg.applyCostUs, "apply.writes", () => this.applyItem(item, true));
+        return;
+      }
+    }
+    this.applyItem(item, false);
+  }
+
+  private applyItem(item: ApplyItem, ciAlreadySet: boolean): void {
+    if (this.applyQueue[0] !== item) return;
+    this.applyQueue.shift();
+    switch (item.kind) {
+      case "entry":
+        this.applyNormal(item.e, ciAlreadySet);
+        this.applied = Math.max(this.applied, item.e.index);
+        break;
+      case "conf":
+        this.applyConf(item.e, item.cc);
+        this.applied = Math.max(this.applied, item.e.index);
+        break;
+      case "snap":
+        this.applySnapshotNow(item.snap);
+        break;
+    }
+    this.wakeAppliedWaiters();
+    this.raft.applied();
+    if (!this.removed) this.scheduleApply();
+  }
+
+  private setCi(e: Entry): void {
+    if (e.index > this.ci) {
+      this.ci = e.index;
+      this.ciTerm = e.term;
+    }
+  }
+
+  private applyNormal(e: Entry, ciAlreadySet: boolean): void {
+    if (e.data.length === 0) {
+      // the new leader's empty entry: its lessor becomes primary (leases restart)
+      this.setCi(e);
+      if (this.raft.isLeader && this.raft.term === e.term) {
+        const electionUs =
+          (this.cfg.raft.electionTicks ?? DEFAULT_RAFT_NODE.electionTicks) *
+          (this.cfg.raft.tickUs ?? DEFAULT_RAFT_NODE.tickUs);
+        this.lessor.promote(this.ctx.monoUs(), electionUs);
+      }
+      return;
+    }
+    if (e.index <= this.ci && !ciAlreadySet) return; // already in the backend
+    const req = decode<InternalRequest>(e.data);
+    let response: KvResponse | ErrorResponse;
+    try {
+      response = this.applyRequest(req, e);
+    } catch (err) {
+      if (err instanceof NodeCrash) throw err;
+      this.panic((err as Error).message);
+    }
+    this.setCi(e);
+    const w = this.waits.get(req.id);
+    if (w) {
+      this.waits.delete(req.id);
+      this.ctx.cancelTimer(w.timer);
+      this.reply(
+        w.client,
+        w.kind === "kv"
+          ? { kind: "kv-resp", reqId: w.reqId, response, member: this.ctx.name }
+          : {
+              kind: "maintenance-resp",
+              reqId: w.reqId,
+              result: response.type === "error" ? response : { type: "defrag" },
+              member: this.ctx.name,
+            },
+      );
+    }
+    if (req.op.type !== "lease-checkpoint") {
+      this.cfg.observer?.applied(this.ctx.name, {
+        index: e.index,
+        term: e.term,
+        requestId: req.id,
+        origin: req.expiry ? 0 : req.origin,
+        request: req.op,
+        response,
+        revision: this.mvcc.currentRev,
+        expiry: req.expiry ?? false,
+      });
+    }
+  }
+
+  /** The effect and answer of one request (etcd's applierV3). */
+  private applyRequest(req: InternalRequest, e: Entry): KvResponse | ErrorResponse {
+    const op = req.op;
+    switch (op.type) {
+      case "put": {
+        if (op.lease && !this.lessor.get(op.lease)) return Errors.leaseNotFound;
+        const txn = this.mvcc.write();
+        const { prev } = txn.put(op.key, op.value, op.lease ?? 0);
+        this.reattach(op.key, prev, op.lease ?? 0);
+        txn.end();
+        return op.prevKv && prev
+          ? { type: "put", revision: this.mvcc.currentRev, prevKv: { ...prev } }
+          : { type: "put", revision: this.mvcc.currentRev };
+      }
+      case "delete": {
+        const txn = this.mvcc.write();
+        const deleted = txn.deleteRange(op.key, op.rangeEnd);
+        for (const kv of deleted) if (kv.lease) this.lessor.detach(kv.lease, kv.key);
+        txn.end();
+        return {
+          type: "delete",
+          revision: this.mvcc.currentRev,
+          deleted: deleted.length,
+          ...(op.prevKv ? { prevKvs: deleted.map((kv) => ({ ...kv })) } : {}),
+        };
+      }
+      case "txn":
+        return this.applyTxn(op, req.origin === this.cfg.memberId);
+      case "compact": {
+        const r = this.mvcc.compact(op.revision);
+        if (r.error) return r.error;
+        return { type: "compact", revision: this.mvcc.currentRev };
+      }
+      case "lease-grant": {
+        const r = this.lessor.grant(op.id, op.ttlS, this.ctx.monoUs());
+        if ("type" in r) return r;
+        this.backend.unlock();
+        return { type: "lease-grant", revision: this.mvcc.currentRev, id: r.id, ttlS: r.ttlS };
+      }
+      case "lease-revoke": {
+        const keys = this.lessor.revoke(op.id);
+        if (keys === null) {
+          this.backend.unlock();
+          return Errors.leaseNotFound;
+        }
+        if (keys.length > 0) {
+          const txn = this.mvcc.write();
+          for (const k of keys) txn.deleteRange(k, undefined);
+          txn.end();
+        } else {
+          this.backend.unlock();
+        }
+        return { type: "lease-revoke", revision: this.mvcc.currentRev };
+      }
+      case "lease-checkpoint": {
+        for (const c of op.checkpoints) this.lessor.checkpoint(c.id, c.remainingS);
+        this.backend.unlock();
+        return { type: "lease-revoke", revision: this.mvcc.currentRev };
+      }
+      case "range":
+        return this.serveRange(op);
+    }
+    void e;
+  }
+
+  /** A key moved to another lease (or none). */
+  private reattach(key: string, prev: StoredKv | null, lease: number): void {
+    if (prev?.lease && prev.lease !== lease) this.lessor.detach(prev.lease, key);
+    if (lease) this.lessor.attach(lease, key);
+  }
+
+  /**
+   * A txn (etcd's txn.Txn): compares on the current state, then one branch; its reads see
+   * its own writes. Range revisions are checked first, on every member, so a compacted
+   * range fails the txn everywhere alike; the planted #18667 skips the range ops on
+   * members not serving the client, which then apply the writes alone.
+   */
+  private applyTxn(op: KvRequest & { type: "txn" }, serving: boolean): KvResponse | ErrorResponse {
+    const txn = this.mvcc.write();
+    const succeeded = op.compare.every((c) => this.compareHolds(txn, c));
+    let ops: readonly TxnOp[] = succeeded ? op.success : op.failure;
+    if (!serving && this.cfg.bugs.has("txn-range-stripped-on-followers"))
+      ops = ops.filter((o) => o.type !== "range");
+    for (const o of ops) {
+      if (o.type === "range" && o.revision) {
+        if (o.revision > this.mvcc.currentRev) {
+          txn.end();
+          return Errors.futureRevision;
+        }
+        if (o.revision < this.mvcc.compactMainRev) {
+          txn.end();
+          return Errors.compacted;
+        }
+      }
+      if (o.type === "put" && o.lease && !this.lessor.get(o.lease)) {
+        txn.end();
+        return Errors.leaseNotFound;
+      }
+    }
+    const responses: TxnOpResponse[] = [];
+    for (const o of ops) {
+      if (o.type === "range") {
+        const r = txn.range(o.key, o.rangeEnd, {
+          rev: o.revision ?? 0,
+          limit: o.limit ?? 0,
+          countOnly: o.countOnly ?? false,
+          keysOnly: o.keysOnly ?? false,
+        });
+        if (!("kvs" in r)) {
+          txn.end();
+          return r;
+        }
+        responses.push(rangeResponse(txn.rev, r, o) as TxnOpResponse);
+      } else if (o.type === "put") {
+        const { prev } = txn.put(o.key, o.value, o.lease ?? 0);
+        this.reattach(o.key, prev, o.lease ?? 0);
+        responses.push(
+          o.prevKv && prev ? { type: "put", revision: 0, prevKv: { ...prev } } : { type: "put", revision: 0 },
+        );
+      } else {
+        const deleted = txn.deleteRange(o.key, o.rangeEnd);
+        for (const kv of deleted) if (kv.lease) this.lessor.detach(kv.lease, kv.key);
+        responses.push({
+          type: "delete",
+          revision: 0,
+          deleted: deleted.length,
+          ...(o.prevKv ? { prevKvs: deleted.map((kv) => ({ ...kv })) } : {}),
+        });
+      }
+    }
+    const revision = txn.rev;
+    txn.end();
+    return {
+      type: "txn",
+      revision,
+      succeeded,
+      responses: responses.map((r) => ({ ...r, revision }) as TxnOpResponse),
+    };
+  }
+
+  private compareHolds(
+    txn: ReturnType<Mvcc["write"]>,
+    c: KvRequest & { type: "txn" } extends { compare: readonly (infer C)[] } ? C : never,
+  ): boolean {
+    const r = txn.range(c.key, c.rangeEnd, {});
+    const kvs: KeyValue[] = "kvs" in r ? r.kvs : [];
+    if (kvs.length === 0) {
+      // a VALUE compare on a key that does not exist fails; the others compare with zero
+      if (c.target === "VALUE") return false;
+      return compareKv(
+        { key: c.key, value: "", createRevision: 0, modRevision: 0, version: 0, lease: 0 },
+        c.target,
+        c.result,
+        c.value,
+      );
+    }
+    return kvs.every((kv) => compareKv(kv, c.target, c.result, c.value));
+  }
+
+  private applyConf(e: Entry, cc: ConfChange): void {
+    this.crashPoint("beforeApplyOneConfChange");
+    const selfRemoved = cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.cfg.memberId;
+    if (cc.type === ConfChangeType.RemoveNode) {
+      this.members.delete(cc.nodeId);
+      this.backend.delete("members", cc.nodeId);
+      this.backend.put("members_removed", cc.nodeId, true);
+    } else {
+      const learner = cc.type === ConfChangeType.AddLearnerNode;
+      this.members.set(cc.nodeId, { learner });
+      this.backend.put("members", cc.nodeId, { learner });
+    }
+    this.setCi(e);
+    this.backend.unlock();
+    if (cc.context && cc.context.length > 0) {
+      const { id } = decode<{ id: string }>(cc.context);
+      const w = this.waits.get(id);
+      if (w) {
+        this.waits.delete(id);
+        this.ctx.cancelTimer(w.timer);
+        this.reply(w.client, {
+          kind: "maintenance-resp",
+          reqId: w.reqId,
+          result: {
+            type: "members",
+            members: [...this.members].map(([mid, m]) => ({ id: mid, learner: m.learner })),
+          },
+          member: this.ctx.name,
+        });
+      }
+    }
+    if (selfRemoved) {
+      // etcd: "the member has been permanently removed from the cluster"
+      this.removed = true;
+      this.cfg.observer?.removed(this.ctx.name);
+      this.backend.commit();
+      this.exit("removed from the cluster");
+    }
+  }
+
+  /**
+   * Installs a snapshot received from the leader (etcd's applySnapshot): the database
+   * saved as `<index>.snap.db` becomes the db; MVCC, leases and watchers start over.
+   */
+  private applySnapshotNow(snap: Snapshot): void {
+    this.crashPoint("applyBeforeOpenSnapshot");
+    const index = snap.metadata.index;
+    const path = `${MEMBER_DIR}/snap/${hex16(index)}.snap.db`;
+    if (!this.ctx.disk.exists(path)) this.panic(`failed to open snapshot backend: ${path} is missing`);
+    this.ctx.disk.rename(path, DB_PATH);
+    this.backend = this.openBackend();
+    this.loadConsistentIndex();
+    this.mvcc.backend = this.backend;
+    this.lessor.backend = this.backend;
+    this.restoreStores();
+    this.restoreMembers();
+    this.backend.startTicker();
+    this.watch.restore();
+    this.applied = Math.max(this.applied, index);
+    this.ctx.disk.fsyncDir(`${MEMBER_DIR}/snap`, () => {});
+  }
+
+  // ---- leases -----------------------------------------------------------------------------------
+
+  private handleLease(client: number, reqId: number, id: number, op: "keepalive" | "ttl"): void {
+    if (this.raft.isLeader && this.lessor.primary) {
+      this.reply(client, { kind: "lease-resp", reqId, ...this.leaseAnswer(id, op), member: this.ctx.name });
+      return;
+    }
+    const to = this.lead === 0 ? -1 : this.cfg.route(this.lead);
+    if (to < 0) {
+      this.reply(client, {
+        kind: "lease-resp",
+        reqId,
+        ttlS: 0,
+        error: Errors.noLeader,
+        member: this.ctx.name,
+      });
+      return;
+    }
+    // forwarded to the leader's lessor (etcd uses HTTP between members)
+    const fwdId = ++this.fwdCounter;
+    const timer = this.ctx.setTimer(this.cfg.requestTimeoutUs, "lease.fwd-timeout", () => {
+      this.leaseFwds.delete(fwdId);
+      this.reply(client, {
+        kind: "lease-resp",
+        reqId,
+        ttlS: 0,
+        error: Errors.timeout,
+        member: this.ctx.name,
+      });
+    });
+    this.leaseFwds.set(fwdId, { client, reqId, timer });
+    this.ctx.send(
+      to,
+      { kind: "lease-fwd", fwdId, op, id } satisfies PeerMessage,
+      "lease-fwd",
+      fwdId,
+      0,
+      Delivery.Stream,
+    );
+  }
+
+  private handleLeaseForward(from: number, m: PeerMessage & { kind: "lease-fwd" }): void {
+    const answer =
+      this.raft.isLeader && this.lessor.primary
+        ? this.leaseAnswer(m.id, m.op)
+        : { ttlS: 0, error: Errors.notLeader };
+    this.ctx.send(
+      from,
+      { kind: "lease-fwd-resp", fwdId: m.fwdId, ...answer } satisfies PeerMessage,
+      "lease-fwd-resp",
+      m.fwdId,
+      0,
+      Delivery.Stream,
+    );
+  }
+
+  private leaseAnswer(
+    id: number,
+    op: "keepalive" | "ttl",
+  ): { ttlS: number; grantedTtlS?: number; error?: ErrorResponse } {
+    const now = this.ctx.monoUs();
+    if (op === "keepalive") {
+      const r = this.lessor.renew(id, now);
+      if ("type" in r) return r === Errors.leaseNotFound ? { ttlS: 0 } : { ttlS: 0, error: r };
+      return { ttlS: r.ttlS };
+    }
+    const t = this.lessor.timeToLive(id, now);
+    return t ? { ttlS: t.ttlS, grantedTtlS: t.grantedTtlS } : { ttlS: -1 };
+  }
+
+  /**
+   * The leader's lessor found expired leases: revoke them through raft. Since 3.5.13 etcd
+   * first confirms it still leads (a ReadIndex round); the planted #15247 does not, so a
+   * stalled old leader revokes leases kept alive through the new one.
+   */
+  private revokeExpiredLeases(): void {
+    const expired = this.lessor.expired(this.ctx.monoUs());
+    if (expired.length === 0) return;
+    const revoke = () => {
+      for (const id of expired) {
+        const reqId = this.nextRequestId();
+        this.cfg.observer?.expiryProposed(this.ctx.name, reqId, id);
+        this.raft.propose(
+          encode({
+            id: reqId,
+            origin: this.cfg.memberId,
+            op: { type: "lease-revoke", id },
+            expiry: true,
+          } satisfies InternalRequest),
+        );
+      }
+    };
+    if (this.cfg.bugs.has("old-leader-revokes-leases")) {
+      revoke();
+      return;
+    }
+    this.ensureLeadership(revoke);
+  }
+
+  /** Runs `fn` once a ReadIndex round confirms this member still leads (etcd's ensureLeadership). */
+  private ensureLeadership(fn: () => void): void {
+    const term = this.raft.term;
+    const ctx = `lease.${this.nextRequestId()}`;
+    const wait = { done: false };
+    const timer = this.ctx.setTimer(this.cfg.readIndexRetryUs * 2, "lease.ensure-timeout", () => {
+      wait.done = true;
+      const i = this.leadershipChecks.findIndex((c) => c.wait === wait);
+      if (i >= 0) this.leadershipChecks.splice(i, 1);
+    });
+    this.leadershipChecks.push({ ctx, term, fn, timer, wait });
+    this.raft.readIndex(ctx);
+  }
+
+  private readonly leadershipChecks: {
+    ctx: string;
+    term: number;
+    fn: () => void;
+    timer: TimerHandle;
+    wait: { done: boolean };
+  }[] = [];
+
+  private resolveLeadershipChecks(states: readonly ReadState[]): void {
+    for (let i = this.leadershipChecks.length - 1; i >= 0; i--) {
+      const c = this.leadershipChecks[i] as (typeof this.leadershipChecks)[number];
+      const confirmed = states.some((s) => s.requestCtx === c.ctx);
+      if (!confirmed && !c.wait.done) continue;
+      this.leadershipChecks.splice(i, 1);
+      this.ctx.cancelTimer(c.timer);
+      // still the leader of the term that saw the leases expire
+      if (confirmed && !c.wait.done && this.raft.isLeader && this.raft.term === c.term) c.fn();
+    }
+  }
+
+  private checkpointLeases(): void {
+    const checkpoints = this.lessor.remaining(this.ctx.monoUs());
+    if (checkpoints.length === 0) return;
+    this.raft.propose(
+      encode({
+        id: this.nextRequestId(),
+        origin: this.cfg.memberId,
+        op: { type: "lease-checkpoint", checkpoints },
+      } satisfies InternalRequest),
+    );
+  }
+
+  // ---- watch ------------------------------------------------------------------------------------
+
+  private handleWatch(client: number, m: ClientMessage & { streamId: number }): void {
+    const key = `${client}:${m.streamId}`;
+    let stream = this.streams.get(key);
+    switch (m.kind) {
+      case "watch-create": {
+        if (!stream) {
+          stream = new WatchStream(m.streamId, client, m.requireLeader, this.watch);
+          this.streams.set(key, stream);
+        }
+        if (m.requireLeader && this.lead === 0) {
+          this.send(client, {
+            kind: "watch-resp",
+            streamId: m.streamId,
+            watchId: -1,
+            revision: this.mvcc.currentRev,
+            events: [],
+            canceled: true,
+            cancelReason: Errors.noLeader.message,
+            reqId: m.reqId,
+            member: this.ctx.name,
+          });
+          return;
+        }
+        const w = this.watch.watch(stream, m.request);
+        this.send(client, {
+          kind: "watch-resp",
+          streamId: m.streamId,
+          watchId: w.id,
+          revision: this.mvcc.currentRev,
+          events: [],
+          created: true,
+          reqId: m.reqId,
+          member: this.ctx.name,
+        });
+        return;
+      }
+      case "watch-cancel": {
+        const w = stream?.watchers.get(m.watchId);
+        if (!stream || !w) return;
+        this.watch.remove(w);
+        this.send(client, {
+          kind: "watch-resp",
+          streamId: m.streamId,
+          watchId: m.watchId,
+          revision: this.mvcc.currentRev,
+          events: [],
+          canceled: true,
+          member: this.ctx.name,
+        });
+        return;
+      }
+      case "watch-progress":
+        if (stream) this.watch.requestProgress(stream);
+        return;
+      case "watch-close":
+        stream?.close();
+        this.streams.delete(key);
+        return;
+    }
+  }
+
+  private send(client: number, msg: WatchMessage): void {
+    this.ctx.send(client, msg, msg.kind, msg.watchId, 0, Delivery.Stream); // the gRPC watch stream
+  }
+
+  /** The member has no leader: watch streams that require one are cancelled. */
+  private cancelRequireLeaderStreams(): void {
+    for (const [key, s] of [...this.streams]) {
+      if (!s.requireLeader) continue;
+      for (const w of [...s.watchers.values()]) {
+        this.send(s.client, {
+          kind: "watch-resp",
+          streamId: s.id,
+          watchId: w.id,
+          revision: this.mvcc.currentRev,
+          events: [],
+          canceled: true,
+          cancelReason: Errors.noLeader.message,
+          member: this.ctx.name,
+        });
+      }
+      s.close();
+      this.streams.delete(key);
+    }
+  }
+
+  // ---- maintenance and membership ---------------------------------------------------------------
+
+  private handleMaintenance(client: number, reqId: number, op: MaintenanceOp): void {
+    const answer = (result: MaintenanceResult | ErrorResponse) =>
+      this.reply(client, { kind: "maintenance-resp", reqId, result, member: this.ctx.name });
+    switch (op.type) {
+      case "status":
+        answer({ type: "status", status: this.status() });
+        return;
+      case "hashkv": {
+        const h = this.mvcc.hashKV(op.revision);
+        answer("type" in h ? h : { type: "hashkv", hashKv: h });
+        return;
+      }
+      case "defrag":
+        if (this.defragging) {
+          answer({ type: "defrag" });
+          return;
+        }
+        this.defragging = true;
+        this.backend.defrag(this.cfg.bugs.has("defrag-commit-without-ci"), () => {
+          this.defragging = false;
+          this.backend = this.openBackend();
+          this.mvcc.backend = this.backend;
+          this.lessor.backend = this.backend;
+          this.backend.startTicker();
+          answer({ type: "defrag" });
+          this.scheduleApply();
+        });
+        return;
+      case "member-list":
+        answer({
+          type: "members",
+          members: [...this.members].map(([id, m]) => ({ id, learner: m.learner })),
+        });
+        return;
+      case "member-add":
+      case "member-remove":
+      case "member-promote": {
+        const id = this.nextRequestId();
+        const type =
+          op.type === "member-remove"
+            ? ConfChangeType.RemoveNode
+            : op.type === "member-add" && op.learner
+              ? ConfChangeType.AddLearnerNode
+              : ConfChangeType.AddNode;
+        const timer = this.ctx.setTimer(this.cfg.requestTimeoutUs, "member.timeout", () => {
+          this.waits.delete(id);
+          answer(Errors.timeout);
+        });
+        this.waits.set(id, { client, reqId, timer, kind: "maintenance" });
+        this.raft.proposeConfChange({ type, nodeId: op.memberId, context: encode({ id }) });
+        return;
+      }
+    }
+  }
+
+  status(): import("./protocol.js").Status {
+    return {
+      revision: this.mvcc.currentRev,
+      dbSizeBytes: this.backend.sizeBytes,
+      leader: this.lead,
+      raftIndex: this.raft.committedIndex,
+      raftTerm: this.raft.term,
+      appliedIndex: this.applied,
+      isLearner: this.members.get(this.cfg.memberId)?.learner ?? false,
+      memberId: this.cfg.memberId,
+    };
+  }
+
+  // ---- hosts for the stores ---------------------------------------------------------------------
+
+  private mvccHost() {
+    return {
+      failpoint: (name: string) => this.crashPoint(name),
+      setTimer: (us: number, label: string, fn: () => void) => {
+        this.ctx.setTimer(us, label, fn);
+      },
+      forceCommit: (done?: () => void) => this.backend.commit(true, done),
+      notify: (rev: number, changes: readonly { type: "PUT" | "DELETE"; kv: KeyValue }[]) =>
+        this.watch.notify(rev, changes),
+    };
+  }
+
+  private watchHost() {
+    return {
+      setTimer: (us: number, label: string, fn: () => void) => {
+        this.ctx.setTimer(us, label, fn);
+      },
+      failpoint: (name: string) => this.ctx.failpoint(name),
+      send: (toClient: number, msg: WatchMessage) => this.send(toClient, msg),
+      memberName: this.ctx.name,
+    };
+  }
+}
+
+/** Request checks etcd makes before raft (api/v3rpc/key.go). */
+function validate(req: KvRequest): ErrorResponse | null {
+  switch (req.type) {
+    case "range":
+    case "put":
+    case "delete":
+      return req.key === "" ? Errors.emptyKey : null;
+    case "txn": {
+      if (
+        req.success.length > MAX_TXN_OPS ||
+        req.failure.length > MAX_TXN_OPS ||
+        req.compare.length > MAX_TXN_OPS
+      )
+        return Errors.tooManyOps;
+      for (const branch of [req.success, req.failure]) {
+        const puts = new Set<string>();
+        for (const o of branch) {
+          if (o.key === "") return Errors.emptyKey;
+          if (o.type !== "put") continue;
+          if (puts.has(o.key)) return Errors.duplicateKey;
+          puts.add(o.key);
+        }
+        for (const o of branch)
+          if (o.type === "delete")
+            for (const k of puts) if (inKeyRange(k, o.key, o.rangeEnd)) return Errors.duplicateKey;
+      }
+      return null;
+    }
+    default:
+      return null;
+  }
+}
+
+function isReadOnlyTxn(req: KvRequest & { type: "txn" }): boolean {
+  return req.success.every((o) => o.type === "range") && req.failure.every((o) => o.type === "range");
+}
+
+function rangeResponse(revision: number, r: RangeResult, req: RangeRequest): KvResponse {
+  const limit = req.limit ?? 0;
+  return {
+    type: "range",
+    revision,
+    kvs: r.kvs,
+    count: r.count,
+    more: !req.countOnly && limit > 0 && r.count > limit,
+  };
+}
+
+function compareKv(kv: KeyValue, target: string, result: string, value: string | number): boolean {
+  const a =
+    target === "VERSION"
+      ? kv.version
+      : target === "CREATE"
+        ? kv.createRevision
+        : target === "MOD"
+          ? kv.modRevision
+          : target === "LEASE"
+            ? kv.lease
+            : kv.value;
+  switch (result) {
+    case "EQUAL":
+      return a === value;
+    case "NOT_EQUAL":
+      return a !== value;
+    case "GREATER":
+      return a > value;
+    default:
+      return a < value;
+  }
+}
