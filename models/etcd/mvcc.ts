@@ -25,10 +25,6 @@ export function revOfKey(k: number): { rev: Rev; tombstone: boolean } {
   return { rev: { main: Math.floor(x / 1024), sub: x % 1024 }, tombstone };
 }
 
-function cmpRev(a: Rev, b: Rev): number {
-  return a.main - b.main || a.sub - b.sub;
-}
-
 /** What the `key` bucket holds at a revision. */
 export interface StoredKv {
   readonly key: string;

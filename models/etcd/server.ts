@@ -171,7 +171,6 @@ export class EtcdServer implements NodeProgram, RaftApp {
   private readonly waits = new Map<string, Waiter>();
   private reqCounter = 0;
   lead = 0;
-  private leaderTerm = 0;
   private readonly streams = new Map<string, WatchStream>();
   private readonly leaseFwds = new Map<number, { client: number; reqId: number; timer: TimerHandle }>();
   private fwdCounter = 0;
@@ -581,18 +580,14 @@ export class EtcdServer implements NodeProgram, RaftApp {
 
   // ---- raft callbacks -------------------------------------------------------------------------
 
-  onSoftState(state: StateType, lead: number, term: number): void {
+  onSoftState(state: StateType, lead: number, _term: number): void {
     const changed = lead !== this.lead;
     this.lead = lead;
     if (changed) {
       // a ReadIndex round in flight fails: its answer may never come (etcd's leaderChanged)
       if (this.readRound && this.readRound.index < 0) this.failReadRound(Errors.leaderChanged);
     }
-    if (state !== StateType.Leader) {
-      if (this.lessor.primary) this.lessor.demote();
-    } else if (changed) {
-      this.leaderTerm = term;
-    }
+    if (state !== StateType.Leader && this.lessor.primary) this.lessor.demote();
   }
 
   applyEntry(e: Entry): void {
