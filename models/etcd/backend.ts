@@ -189,6 +189,7 @@ export class Backend implements BackendTx {
   commits = 0;
   durableCommits = 0;
   private inFlight = 0;
+  private defragging = false;
   private readonly idleWaiters: (() => void)[] = [];
 
   private constructor(
@@ -361,8 +362,9 @@ export class Backend implements BackendTx {
     if (this.timerArmed) return;
     this.timerArmed = true;
     const tick = () => {
-      // bbolt commits one at a time: a tick during a commit's fsync waits for the next
-      if (this.inFlight === 0) this.commit();
+      // bbolt commits one at a time: a tick during a commit's fsync waits for the next;
+      // defrag holds the batch lock throughout, so no commit slips in
+      if (this.inFlight === 0 && !this.defragging) this.commit();
       this.host.setTimer(this.options.batchIntervalUs, "backend.commit", tick);
     };
     this.host.setTimer(this.options.batchIntervalUs, "backend.commit", tick);
@@ -459,6 +461,7 @@ export class Backend implements BackendTx {
    * over the db. Calls `done` when the new file is in place.
    */
   defrag(skipHook: boolean, done: () => void): void {
+    this.defragging = true;
     this.commit(!skipHook);
     this.host.failpoint("defragBeforeCopy");
     const tmp = `${this.options.path}.tmp`;
@@ -469,7 +472,10 @@ export class Backend implements BackendTx {
       this.host.failpoint("defragBeforeRename");
       this.disk.rename(tmp, this.options.path);
       const dir = this.options.path.slice(0, this.options.path.lastIndexOf("/"));
-      this.disk.fsyncDir(dir, () => done());
+      this.disk.fsyncDir(dir, () => {
+        this.defragging = false;
+        done();
+      });
     });
   }
 

@@ -37,6 +37,8 @@ export const Errors = {
     "FailedPrecondition",
     "etcdserver: can only promote a learner member which is in sync with leader",
   ),
+  /** raft dropped the proposal (no leader known); etcd passes raft's error on as Unknown. */
+  proposalDropped: err("Unknown", "raft proposal dropped"),
   /** The client gave up waiting (grpc's context deadline). */
   deadlineExceeded: err("DeadlineExceeded", "context deadline exceeded"),
   /** The connection to the member failed (it is down, or a partition cut the client off). */

@@ -243,7 +243,6 @@ export class EtcdServer implements NodeProgram, RaftApp {
     this.restoreMembers();
     this.applied = Math.max(this.ci, snap?.metadata.index ?? 0);
     this.backend.startTicker();
-    this.watch.start();
     this.startLoops();
     this.raft.start(this);
   }
@@ -500,7 +499,18 @@ export class EtcdServer implements NodeProgram, RaftApp {
       );
     });
     this.waits.set(id, { client, reqId, timer, kind });
-    this.raft.propose(encode({ id, origin: this.cfg.memberId, op } satisfies InternalRequest));
+    if (!this.raft.propose(encode({ id, origin: this.cfg.memberId, op } satisfies InternalRequest))) {
+      // etcd returns raft's ErrProposalDropped at once (v3_server.go)
+      this.waits.delete(id);
+      this.ctx.cancelTimer(timer);
+      const e = Errors.proposalDropped;
+      this.reply(
+        client,
+        kind === "kv"
+          ? { kind: "kv-resp", reqId, response: e, member: this.ctx.name }
+          : { kind: "maintenance-resp", reqId, result: e, member: this.ctx.name },
+      );
+    }
   }
 
   // ---- linearizable reads (ReadIndex) ---------------------------------------------------------
@@ -1259,7 +1269,11 @@ export class EtcdServer implements NodeProgram, RaftApp {
           answer(Errors.timeout);
         });
         this.waits.set(id, { client, reqId, timer, kind: "maintenance" });
-        this.raft.proposeConfChange({ type, nodeId: op.memberId, context: encode({ id }) });
+        if (!this.raft.proposeConfChange({ type, nodeId: op.memberId, context: encode({ id }) })) {
+          this.waits.delete(id);
+          this.ctx.cancelTimer(timer);
+          answer(Errors.proposalDropped);
+        }
         return;
       }
     }

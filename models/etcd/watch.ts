@@ -169,7 +169,8 @@ export class WatchableStore {
   readonly synced = new Set<Watcher>();
   readonly unsynced = new Set<Watcher>();
   readonly victims = new Set<Watcher>();
-  private timersStarted = false;
+  private syncArmed = false;
+  private victimsArmed = false;
 
   constructor(
     readonly mvcc: Mvcc,
@@ -177,25 +178,44 @@ export class WatchableStore {
     private readonly bugs: WatchBugs,
   ) {}
 
-  /** Starts the catch-up and victim loops. */
-  start(): void {
-    if (this.timersStarted) return;
-    this.timersStarted = true;
-    const sync = () => {
+  /**
+   * The catch-up loop (every 100 ms) and the victim loop (every 10 ms). etcd's tickers run
+   * always and skip when there is nothing to do; ours are armed only while there is work,
+   * so an idle member schedules no events.
+   */
+  private armSync(): void {
+    if (this.syncArmed) return;
+    this.syncArmed = true;
+    this.host.setTimer(SYNC_INTERVAL_US, "watch.sync", () => {
       const stallUs = this.host.failpoint("beforeSyncWatchers");
       const run = () => {
+        this.syncArmed = false;
         this.syncWatchers();
-        this.host.setTimer(SYNC_INTERVAL_US, "watch.sync", sync);
+        if (this.unsynced.size > 0) this.armSync();
       };
       if (stallUs > 0) this.host.setTimer(stallUs, "watch.sync-stalled", run);
       else run();
-    };
-    this.host.setTimer(SYNC_INTERVAL_US, "watch.sync", sync);
-    const victims = () => {
+    });
+  }
+
+  private armVictims(): void {
+    if (this.victimsArmed) return;
+    this.victimsArmed = true;
+    this.host.setTimer(VICTIM_INTERVAL_US, "watch.victims", () => {
+      this.victimsArmed = false;
       this.moveVictims();
-      this.host.setTimer(VICTIM_INTERVAL_US, "watch.victims", victims);
-    };
-    this.host.setTimer(VICTIM_INTERVAL_US, "watch.victims", victims);
+      if (this.victims.size > 0) this.armVictims();
+    });
+  }
+
+  private addUnsynced(w: Watcher): void {
+    this.unsynced.add(w);
+    this.armSync();
+  }
+
+  private addVictim(w: Watcher): void {
+    this.victims.add(w);
+    this.armVictims();
   }
 
   /** Creates a watcher (etcd's watchableStore.watch). */
@@ -210,7 +230,7 @@ export class WatchableStore {
       this.synced.add(w);
     } else {
       w.minRev = start;
-      this.unsynced.add(w);
+      this.addUnsynced(w);
     }
     stream.watchers.set(w.id, w);
     return w;
@@ -238,7 +258,7 @@ export class WatchableStore {
         w.victim = true;
         w.pending = r;
         this.synced.delete(w);
-        this.victims.add(w);
+        this.addVictim(w);
       }
     }
   }
@@ -304,7 +324,7 @@ export class WatchableStore {
         w.victim = true;
         w.pending = r;
         this.unsynced.delete(w);
-        this.victims.add(w);
+        this.addVictim(w);
       }
     }
   }
@@ -320,7 +340,7 @@ export class WatchableStore {
       w.pending = null;
       w.victim = false;
       this.victims.delete(w);
-      if (w.minRev <= cur) this.unsynced.add(w);
+      if (w.minRev <= cur) this.addUnsynced(w);
       else this.synced.add(w);
     }
   }
@@ -332,7 +352,7 @@ export class WatchableStore {
       // #20221 fixed: a future watcher stays at its start; planted: it is reset below it
       if (this.bugs.futureRevOldEvents && w.startRev > this.mvcc.currentRev)
         w.minRev = Math.min(w.minRev, this.mvcc.currentRev);
-      this.unsynced.add(w);
+      this.addUnsynced(w);
     }
   }
 

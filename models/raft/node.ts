@@ -219,14 +219,17 @@ export class RaftNode {
     this.process();
   }
 
-  propose(data: Uint8Array): void {
-    this.guard(() => this.raw.propose(data));
+  /** Proposes data; false when raft dropped it (no leader known: etcd fails the request). */
+  propose(data: Uint8Array): boolean {
+    const accepted = this.guard(() => this.raw.propose(data));
     this.process();
+    return accepted;
   }
 
-  proposeConfChange(cc: ConfChange): void {
-    this.guard(() => this.raw.proposeConfChange(cc));
+  proposeConfChange(cc: ConfChange): boolean {
+    const accepted = this.guard(() => this.raw.proposeConfChange(cc));
     this.process();
+    return accepted;
   }
 
   readIndex(ctx: string): void {

@@ -95,6 +95,8 @@ export class Raft {
   term = 0;
   vote = NONE;
   readStates: ReadState[] = [];
+  /** Set when a proposal stepped into this raft was dropped (see RawNode.propose). */
+  proposalDropped = false;
   readonly raftLog: RaftLog;
   readonly trk: ProgressTracker;
   state: StateType = StateType.Follower;
@@ -487,8 +489,11 @@ export class Raft {
       }
       case Msg.Prop: {
         if (m.entries.length === 0) throw new RaftPanic(`${this.id} stepped empty MsgProp`);
-        if (!this.trk.progress.has(this.id)) return; // removed from the configuration
-        if (this.leadTransferee !== NONE) return; // transferring: drop proposals
+        // removed from the configuration, or transferring leadership: dropped
+        if (!this.trk.progress.has(this.id) || this.leadTransferee !== NONE) {
+          this.proposalDropped = true;
+          return;
+        }
         const ents = m.entries.map((e, i) => {
           if (e.type !== EntryType.ConfChange) return e;
           const alreadyPending = this.pendingConfIndex > this.raftLog.applied;
@@ -601,7 +606,8 @@ export class Raft {
     const myVoteResp = this.state === StateType.PreCandidate ? Msg.PreVoteResp : Msg.VoteResp;
     switch (m.type) {
       case Msg.Prop:
-        return; // no leader: dropped
+        this.proposalDropped = true; // no leader
+        return;
       case Msg.App:
         this.becomeFollower(m.term, m.from);
         this.handleAppendEntries(m);
@@ -635,7 +641,10 @@ export class Raft {
   private stepFollower(m: Message): void {
     switch (m.type) {
       case Msg.Prop:
-        if (this.lead === NONE || this.disableProposalForwarding) return;
+        if (this.lead === NONE || this.disableProposalForwarding) {
+          this.proposalDropped = true;
+          return;
+        }
         this.msgs.push({ ...m, to: this.lead });
         return;
       case Msg.App:
@@ -873,26 +882,24 @@ export class RawNode {
     this.raft.step(message({ type: Msg.Hup }));
   }
 
-  /** Proposes data; it is dropped silently when there is no leader (as ErrProposalDropped). */
-  propose(data: Uint8Array): void {
-    this.raft.step(
-      message({
-        type: Msg.Prop,
-        from: this.raft.id,
-        entries: [{ term: 0, index: 0, type: EntryType.Normal, data }],
-      }),
-    );
+  /**
+   * Proposes data. Returns false when raft dropped it (etcd-io/raft's ErrProposalDropped:
+   * no leader known, or a leadership transfer), so the caller can fail fast.
+   */
+  propose(data: Uint8Array): boolean {
+    return this.stepProposal(EntryType.Normal, data);
   }
 
-  proposeConfChange(cc: ConfChange): void {
-    const data = encodeConfChange(cc);
+  proposeConfChange(cc: ConfChange): boolean {
+    return this.stepProposal(EntryType.ConfChange, encodeConfChange(cc));
+  }
+
+  private stepProposal(type: EntryType, data: Uint8Array): boolean {
+    this.raft.proposalDropped = false;
     this.raft.step(
-      message({
-        type: Msg.Prop,
-        from: this.raft.id,
-        entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data }],
-      }),
+      message({ type: Msg.Prop, from: this.raft.id, entries: [{ term: 0, index: 0, type, data }] }),
     );
+    return !this.raft.proposalDropped;
   }
 
   applyConfChange(cc: ConfChange): ConfState {

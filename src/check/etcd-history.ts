@@ -147,6 +147,9 @@ function leaseUse(input: KvRequest, output: EtcdOutput): { id: number; alive: bo
   return out;
 }
 
+/** The value given to unknown puts whose own value no response shows (see settleUnknown). */
+export const UNSEEN_VALUE = "\u0000(a value never read)";
+
 /** Step 1: settle unknown outcomes from evidence; returns the new operation list. */
 export interface Settled {
   readonly ops: EtcdCheckOp[];
@@ -303,6 +306,14 @@ export function settleUnknown(ops: readonly EtcdCheckOp[]): Settled {
     );
     if (!noticed) dropIt.add(i);
   });
+  // An unknown put whose value no response ever shows, on a key no txn compares by value,
+  // matters only by the revision and version it takes: its value can be any other never
+  // seen. Giving all of those one placeholder per key makes them twins, tried only in
+  // call order (without it, a crash that leaves many puts unknown explodes the search).
+  const valueCompared = new Set<string>();
+  for (const op of out)
+    if (op.input.type === "txn")
+      for (const c of op.input.compare) if (c.target === "VALUE") valueCompared.add(c.key);
   let dropped = 0;
   const kept: number[] = [];
   const result: EtcdCheckOp[] = [];
@@ -314,6 +325,16 @@ export function settleUnknown(ops: readonly EtcdCheckOp[]): Settled {
       return;
     }
     kept.push(i);
+    const input = op.input;
+    if (
+      op.optional &&
+      input.type === "put" &&
+      !seenAt.has(`${input.key}\0${input.value}`) &&
+      !valueCompared.has(input.key)
+    ) {
+      result.push({ ...op, input: { ...input, value: UNSEEN_VALUE } });
+      return;
+    }
     result.push(op);
   });
   const certain = new Set<number>();

@@ -512,6 +512,8 @@ export const etcdModel: Model<EtcdState, KvRequest, EtcdOutput> = {
     }
     return true;
   },
+  // equal requests with unknown outcomes are interchangeable (see Model.inputKey)
+  inputKey: (input) => JSON.stringify(input),
   describeOperation: (input, output, unknown) =>
     `${describeRequest(input)} -> ${unknown ? "?" : describeOutput(output)}`,
   describeState: (s) =>

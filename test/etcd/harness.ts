@@ -29,12 +29,17 @@ export function cluster(
     o.bugs instanceof BugSet ? o.bugs : new BugSet((o.bugs as readonly string[] | undefined) ?? []);
   const c = new EtcdCluster(sim, { members, bugs, ...(o.server ? { server: o.server } : {}) });
   const client = c.addClient();
-  waitFor(
-    sim,
-    () => c.leader() !== null && c.leader()?.applied === c.leader()?.raft.committedIndex,
-    10_000_000,
-    "a leader",
-  );
+  // every member knows the leader and applied its first entry
+  const settled = () => {
+    const l = c.leader();
+    if (!l) return false;
+    const ss = servers(c);
+    return (
+      ss.length === members &&
+      ss.every((s) => s.lead === l.cfg.memberId && s.applied === l.raft.committedIndex)
+    );
+  };
+  waitFor(sim, settled, 10_000_000, "a leader");
   return { sim, c, client };
 }
 

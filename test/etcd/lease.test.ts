@@ -75,6 +75,19 @@ test("a leader change restarts every TTL (etcd #9888): the lease outlives its TT
   assert.ok(t.sim.nowUs - electedUs >= 4_000_000, "a whole TTL after the new leader took over");
 });
 
+test("with lease checkpoints, a new leader keeps the remaining TTL instead of restarting it", () => {
+  const t = cluster(3, { server: { leaseCheckpointIntervalUs: 1_000_000 } });
+  const id = 11;
+  call(t, { type: "lease-grant", id, ttlS: 10 });
+  t.sim.runFor(6_000_000);
+  t.sim.crash(t.c.nodes[leaderSlot(t.c)] as number, "keep");
+  waitFor(t.sim, () => leaderSlot(t.c) >= 0, 10_000_000, "a new leader");
+  const electedUs = t.sim.nowUs;
+  waitFor(t.sim, () => !t.c.leader()?.lessor.get(id), 20_000_000, "the expiry");
+  const livedUs = t.sim.nowUs - electedUs;
+  assert.ok(livedUs < 8_000_000, `expired ${livedUs} µs after the change: the checkpointed ~4 s, not 10 s`);
+});
+
 /**
  * etcd #15247: a leader whose raft loop is stuck on a slow fsync still has a primary
  * lessor. Keep-alives go through the new leader; the old one sees the lease expire.

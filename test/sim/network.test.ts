@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { type NodeContext, Simulator } from "../../sim/index.js";
+import { Delivery, type NodeContext, Simulator } from "../../sim/index.js";
 import { seedCount, seeds } from "../helpers.js";
 
 interface Got {
@@ -118,6 +118,19 @@ test("latency variance reorders messages on a link, and FIFO is not guaranteed",
     for (let i = 1; i < order.length; i++) if ((order[i] as number) < (order[i - 1] as number)) reordered++;
   }
   assert.ok(reordered > 10, `reorderings ${reordered}`);
+});
+
+test("a stream (Delivery.Stream) keeps its order and is never duplicated, under the same faults", () => {
+  for (const s of seeds(10)) {
+    const { sim, got, ctx } = cluster(2, `stream-${s}`);
+    sim.network.configureAmong([0, 1], { duplicateRate: 0.3, lossRate: 0.05 });
+    for (let k = 0; k < 100; k++) ctx[0]?.send(1, k, "m", 0, 0, Delivery.Stream);
+    sim.runFor(1_000_000);
+    const order = got[1]?.map((g) => g.seq) ?? [];
+    assert.ok(order.length > 80 && order.length <= 100, `${order.length} delivered`);
+    for (let i = 1; i < order.length; i++)
+      assert.ok((order[i] as number) > (order[i - 1] as number), `in order at ${i}`);
+  }
 });
 
 test("a clogged link holds messages until it unclogs", () => {

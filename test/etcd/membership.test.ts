@@ -1,0 +1,77 @@
+// Membership through raft (etcdserver/api/membership): remove, add, and member replace as
+// etcd's robustness tests do it (remove, wipe, add back under a new id, rejoin).
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { EtcdCluster } from "../../models/etcd/cluster.js";
+import type { MaintenanceResult } from "../../models/etcd/protocol.js";
+import { Simulator } from "../../sim/index.js";
+import { call, cluster, converge, get, leaderSlot, put, rev, servers, waitFor } from "./harness.js";
+
+function members(t: ReturnType<typeof cluster>): number[] {
+  let out: MaintenanceResult | null = null;
+  const node = t.c.nodes[leaderSlot(t.c)] as number;
+  t.client.maintenance(node, { type: "member-list" }, (r) => {
+    if (r.type === "members") out = r;
+  });
+  waitFor(t.sim, () => out !== null, 5_000_000, "the member list");
+  return (out as unknown as { members: { id: number }[] }).members.map((m) => m.id).sort();
+}
+
+test("member replace: the wiped member rejoins under a new id and catches up", () => {
+  const t = cluster(3, {
+    seed: "replace",
+    server: { raft: { snapshotCount: 20, snapshotCatchUpEntries: 5 } },
+  });
+  for (let i = 0; i < 30; i++) call(t, put(`k${i % 5}`, `${i}`));
+  const slot = (leaderSlot(t.c) + 1) % 3;
+  let result: boolean | null = null;
+  t.c.replaceMember(slot, (ok) => {
+    result = ok;
+  });
+  // writes go on during the replace
+  for (let i = 0; i < 30; i++) t.client.put(`k${i % 5}`, `during-${i}`);
+  waitFor(t.sim, () => result !== null, 60_000_000, "the replace");
+  assert.ok(result, "replaced");
+  assert.is(t.c.memberId(slot), 4);
+  assert.equal(
+    members(t),
+    [1, 2, 3, 4].filter((id) => id !== slot + 1),
+  );
+  converge(t);
+  assert.is(servers(t.c).length, 3);
+  const last = rev(call(t, put("after", "1")));
+  t.sim.runFor(1_000_000);
+  assert.equal(
+    servers(t.c).map((s) => s.mvcc.currentRev),
+    [last, last, last],
+  );
+  // the new member's life starts empty: a fresh record, filled from the snapshot on
+  const lives = t.c.records.filter((r) => r.name === t.c.names[slot]);
+  assert.is(lives.length, 2);
+  assert.is(lives[1]?.memberId, 4);
+  assert.equal(t.sim.monitor.reports, []);
+});
+
+test("a removed member stops; the others go on", () => {
+  const sim = new Simulator({ seed: "remove" });
+  const c = new EtcdCluster(sim, { members: 3 });
+  const client = c.addClient();
+  const t = { sim, c, client };
+  waitFor(sim, () => c.leader() !== null, 5_000_000, "a leader");
+  call(t, put("a", "1"));
+  const slot = (leaderSlot(c) + 1) % 3;
+  let done = false;
+  client.maintenance(
+    c.nodes[leaderSlot(c)] as number,
+    { type: "member-remove", memberId: c.memberId(slot) },
+    () => {
+      done = true;
+    },
+  );
+  waitFor(sim, () => done && !sim.isUp(c.nodes[slot] as number), 10_000_000, "the removal");
+  const r = call(t, get("a"));
+  assert.is(r.type, "range");
+  assert.ok(rev(call(t, put("a", "2"))) > 2, "writes go on with two members");
+});
+
+test.run();
