@@ -57,7 +57,8 @@ function run(seed: string): { hash: string; history: string; events: number } {
 test("an etcd run under faults replays exactly from its seed", () => {
   const a = run("replay-1");
   const b = run("replay-1");
-  assert.ok(a.events > 2_000, `${a.events} events`);
+  assert.ok(a.events > 500, `${a.events} events`);
+  assert.ok(a.history.split("\n").length > 20, "a history worth comparing");
   assert.is(a.hash, b.hash);
   assert.is(a.history, b.history);
   const other = run("replay-2");
