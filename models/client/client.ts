@@ -239,7 +239,7 @@ export class EtcdClient implements NodeProgram {
         return;
       }
       this.unary(
-        (reqId) => ({ kind: "kv", reqId, request }),
+        (reqId) => ({ kind: "kv", reqId, request, callId: op }),
         leftUs,
         (msg) => {
           const response =

@@ -27,11 +27,16 @@ export interface EtcdClusterOptions {
   readonly disk?: Partial<DiskOptions>;
 }
 
+/** An applied entry, and when (true virtual time). */
+export interface AppliedRecord extends AppliedEntry {
+  readonly atUs: number;
+}
+
 /** One life of a member: what it applied, in order, from boot or its last wipe. */
 export interface MemberRecord {
   readonly name: string;
   readonly memberId: number;
-  readonly applied: AppliedEntry[];
+  readonly applied: AppliedRecord[];
 }
 
 export class EtcdCluster {
@@ -98,7 +103,7 @@ export class EtcdCluster {
       invariants: this.invariants,
       observer: {
         applied: (member, e) => {
-          this.current.get(member)?.applied.push(e);
+          this.current.get(member)?.applied.push({ ...e, atUs: this.sim.nowUs });
           if (e.expiry) this.recorder.expiryApplied(e.requestId, e.response);
         },
         expiryProposed: (member, requestId, leaseId) =>

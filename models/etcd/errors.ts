@@ -17,6 +17,8 @@ export const Errors = {
   emptyKey: err("InvalidArgument", "etcdserver: key is not provided"),
   noLeader: err("Unavailable", "etcdserver: no leader"),
   notLeader: err("Unavailable", "etcdserver: not leader"),
+  /** lease.ErrNotPrimary: a keep-alive reached a lessor that turned out not to lead. */
+  notPrimary: err("Unavailable", "not a primary lessor"),
   leaderChanged: err("Unavailable", "etcdserver: leader changed"),
   timeout: err("Unavailable", "etcdserver: request timed out"),
   timeoutDueToLeaderFail: err(

@@ -119,14 +119,17 @@ export class Lessor {
     this.backend.put("lease", id, { id, ttlS: l.ttlS, remainingS } satisfies StoredLease);
   }
 
-  /** A keep-alive, on the primary: the lease lives another TTL. Returns the TTL, or an error. */
+  /**
+   * A keep-alive, on the primary: the lease lives another TTL. Returns the TTL, and
+   * whether a checkpointed remaining TTL must be cleared through raft (etcd's Renew
+   * proposes that checkpoint, so that a new leader does not expire it early).
+   */
   renew(id: number, nowUs: number) {
     if (!this.primary) return Errors.notLeader;
     const l = this.leases.get(id);
     if (!l || l.expiryUs <= nowUs) return Errors.leaseNotFound;
     l.expiryUs = nowUs + l.ttlS * 1_000_000;
-    l.remainingS = 0;
-    return { ttlS: l.ttlS };
+    return { ttlS: l.ttlS, clearCheckpoint: l.remainingS > 0 };
   }
 
   /** Time to live, on the primary. */

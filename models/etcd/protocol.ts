@@ -4,7 +4,17 @@ import type { ErrorResponse, KvRequest, KvResponse } from "../client/history.js"
 import type { WatchMessage, WatchRequestMsg } from "./watch.js";
 
 export type ClientMessage =
-  | { readonly kind: "kv"; readonly reqId: number; readonly request: KvRequest }
+  | {
+      readonly kind: "kv";
+      readonly reqId: number;
+      readonly request: KvRequest;
+      /**
+       * The history's operation id. Not etcd's: it rides along so that the simulator's
+       * record of applied entries can name the call (for durability and settling unknown
+       * outcomes); nothing in the server acts on it.
+       */
+      readonly callId?: number;
+    }
   | { readonly kind: "lease-keepalive"; readonly reqId: number; readonly id: number }
   | { readonly kind: "lease-ttl"; readonly reqId: number; readonly id: number }
   | {
@@ -107,6 +117,8 @@ export interface InternalRequest {
   readonly op: KvRequest | LeaseCheckpointRequest;
   /** A revoke the leader's lessor proposed on expiry (the server pseudo-client). */
   readonly expiry?: boolean;
+  /** The client's history operation id (see ClientMessage "kv"). */
+  readonly callId?: number;
 }
 
 export interface LeaseCheckpointRequest {

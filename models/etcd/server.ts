@@ -110,6 +110,8 @@ export interface AppliedEntry {
   readonly revision: number;
   /** A revoke proposed by the leader's lessor on expiry. */
   readonly expiry: boolean;
+  /** The client's history operation id, when a client call proposed it. */
+  readonly callId?: number;
 }
 
 /** Told what members do, at the simulator's true time (the builder reads its clock). */
@@ -371,7 +373,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
     const m = msg as ClientMessage | PeerMessage;
     switch (m.kind) {
       case "kv":
-        this.handleKv(from, m.reqId, m.request);
+        this.handleKv(from, m.reqId, m.request, m.callId);
         return;
       case "lease-keepalive":
       case "lease-ttl":
@@ -449,7 +451,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
 
   // ---- the KV API -----------------------------------------------------------------------------
 
-  private handleKv(client: number, reqId: number, req: KvRequest): void {
+  private handleKv(client: number, reqId: number, req: KvRequest, callId?: number): void {
     const invalid = validate(req);
     if (invalid) {
       this.reply(client, { kind: "kv-resp", reqId, response: invalid, member: this.ctx.name });
@@ -466,7 +468,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
         return;
       }
     }
-    this.propose(req, client, reqId, "kv");
+    this.propose(req, client, reqId, "kv", callId);
   }
 
   /** A range on local state, now. */
@@ -486,7 +488,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
   }
 
   /** Proposes a write; the waiter answers when this member applies it (or times out). */
-  private propose(op: KvRequest, client: number, reqId: number, kind: "kv" | "maintenance"): void {
+  private propose(op: KvRequest, client: number, reqId: number, kind: "kv" | "maintenance", callId?: number): void {
     const id = this.nextRequestId();
     const timer = this.ctx.setTimer(this.cfg.requestTimeoutUs, "request.timeout", () => {
       this.waits.delete(id);
@@ -499,7 +501,8 @@ export class EtcdServer implements NodeProgram, RaftApp {
       );
     });
     this.waits.set(id, { client, reqId, timer, kind });
-    if (!this.raft.propose(encode({ id, origin: this.cfg.memberId, op } satisfies InternalRequest))) {
+    const entry: InternalRequest = { id, origin: this.cfg.memberId, op, ...(callId !== undefined ? { callId } : {}) };
+    if (!this.raft.propose(encode(entry))) {
       // etcd returns raft's ErrProposalDropped at once (v3_server.go)
       this.waits.delete(id);
       this.ctx.cancelTimer(timer);
@@ -760,6 +763,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
         response,
         revision: this.mvcc.currentRev,
         expiry: req.expiry ?? false,
+        ...(req.callId !== undefined ? { callId: req.callId } : {}),
       });
     }
   }
@@ -989,7 +993,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
 
   private handleLease(client: number, reqId: number, id: number, op: "keepalive" | "ttl"): void {
     if (this.raft.isLeader && this.lessor.primary) {
-      this.reply(client, { kind: "lease-resp", reqId, ...this.leaseAnswer(id, op), member: this.ctx.name });
+      this.primaryAnswer(id, op, (answer) => this.reply(client, { kind: "lease-resp", reqId, ...answer, member: this.ctx.name }));
       return;
     }
     const to = this.lead === 0 ? -1 : this.cfg.route(this.lead);
@@ -1027,18 +1031,34 @@ export class EtcdServer implements NodeProgram, RaftApp {
   }
 
   private handleLeaseForward(from: number, m: PeerMessage & { kind: "lease-fwd" }): void {
-    const answer =
-      this.raft.isLeader && this.lessor.primary
-        ? this.leaseAnswer(m.id, m.op)
-        : { ttlS: 0, error: Errors.notLeader };
-    this.ctx.send(
-      from,
-      { kind: "lease-fwd-resp", fwdId: m.fwdId, ...answer } satisfies PeerMessage,
-      "lease-fwd-resp",
-      m.fwdId,
-      0,
-      Delivery.Stream,
-    );
+    const send = (answer: { ttlS: number; grantedTtlS?: number; error?: ErrorResponse }) =>
+      this.ctx.send(
+        from,
+        { kind: "lease-fwd-resp", fwdId: m.fwdId, ...answer } satisfies PeerMessage,
+        "lease-fwd-resp",
+        m.fwdId,
+        0,
+        Delivery.Stream,
+      );
+    if (this.raft.isLeader && this.lessor.primary) this.primaryAnswer(m.id, m.op, send);
+    else send({ ttlS: 0, error: Errors.notLeader });
+  }
+
+  /**
+   * The primary lessor's answer. A keep-alive first confirms leadership (etcd's
+   * LeaseRenew since #15247's fix): a stalled old leader must not renew leases the new
+   * one will expire. The planted old-leader-revokes-leases skips that, as before the fix.
+   */
+  private primaryAnswer(
+    id: number,
+    op: "keepalive" | "ttl",
+    answer: (a: { ttlS: number; grantedTtlS?: number; error?: ErrorResponse }) => void,
+  ): void {
+    if (op === "ttl" || this.cfg.bugs.has("old-leader-revokes-leases")) {
+      answer(this.leaseAnswer(id, op));
+      return;
+    }
+    this.ensureLeadership((ok) => answer(ok ? this.leaseAnswer(id, op) : { ttlS: 0, error: Errors.notPrimary }));
   }
 
   private leaseAnswer(
@@ -1049,6 +1069,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
     if (op === "keepalive") {
       const r = this.lessor.renew(id, now);
       if ("type" in r) return r === Errors.leaseNotFound ? { ttlS: 0 } : { ttlS: 0, error: r };
+      if (r.clearCheckpoint) this.proposeCheckpoints([{ id, remainingS: 0 }]);
       return { ttlS: r.ttlS };
     }
     const t = this.lessor.timeToLive(id, now);
@@ -1081,54 +1102,49 @@ export class EtcdServer implements NodeProgram, RaftApp {
       revoke();
       return;
     }
-    this.ensureLeadership(revoke);
+    this.ensureLeadership((ok) => ok && revoke());
   }
 
-  /** Runs `fn` once a ReadIndex round confirms this member still leads (etcd's ensureLeadership). */
-  private ensureLeadership(fn: () => void): void {
+  /**
+   * etcd's ensureLeadership: a ReadIndex round confirms this member still leads the term
+   * it leads now; `fn(true)` then, `fn(false)` if it does not or no answer comes in time.
+   */
+  private ensureLeadership(fn: (ok: boolean) => void): void {
     const term = this.raft.term;
     const ctx = `lease.${this.nextRequestId()}`;
-    const wait = { done: false };
-    const timer = this.ctx.setTimer(this.cfg.readIndexRetryUs * 2, "lease.ensure-timeout", () => {
-      wait.done = true;
-      const i = this.leadershipChecks.findIndex((c) => c.wait === wait);
-      if (i >= 0) this.leadershipChecks.splice(i, 1);
+    const check = { ctx, term, fn, timer: null as TimerHandle | null };
+    check.timer = this.ctx.setTimer(this.cfg.readIndexRetryUs * 2, "lease.ensure-timeout", () => {
+      const i = this.leadershipChecks.indexOf(check);
+      if (i < 0) return;
+      this.leadershipChecks.splice(i, 1);
+      fn(false);
     });
-    this.leadershipChecks.push({ ctx, term, fn, timer, wait });
+    this.leadershipChecks.push(check);
     this.raft.readIndex(ctx);
   }
 
-  private readonly leadershipChecks: {
-    ctx: string;
-    term: number;
-    fn: () => void;
-    timer: TimerHandle;
-    wait: { done: boolean };
-  }[] = [];
+  private readonly leadershipChecks: { ctx: string; term: number; fn: (ok: boolean) => void; timer: TimerHandle | null }[] = [];
 
   private resolveLeadershipChecks(states: readonly ReadState[]): void {
-    for (let i = this.leadershipChecks.length - 1; i >= 0; i--) {
-      const c = this.leadershipChecks[i] as (typeof this.leadershipChecks)[number];
-      const confirmed = states.some((s) => s.requestCtx === c.ctx);
-      if (!confirmed && !c.wait.done) continue;
-      this.leadershipChecks.splice(i, 1);
+    for (const c of [...this.leadershipChecks]) {
+      if (!states.some((s) => s.requestCtx === c.ctx)) continue;
+      this.leadershipChecks.splice(this.leadershipChecks.indexOf(c), 1);
       this.ctx.cancelTimer(c.timer);
-      // still the leader of the term that saw the leases expire
-      if (confirmed && !c.wait.done && this.raft.isLeader && this.raft.term === c.term) c.fn();
+      c.fn(this.raft.isLeader && this.raft.term === c.term);
     }
   }
 
   private checkpointLeases(): void {
     const checkpoints = this.lessor.remaining(this.ctx.monoUs());
-    if (checkpoints.length === 0) return;
+    if (checkpoints.length > 0) this.proposeCheckpoints(checkpoints);
+  }
+
+  private proposeCheckpoints(checkpoints: { id: number; remainingS: number }[]): void {
     this.raft.propose(
-      encode({
-        id: this.nextRequestId(),
-        origin: this.cfg.memberId,
-        op: { type: "lease-checkpoint", checkpoints },
-      } satisfies InternalRequest),
+      encode({ id: this.nextRequestId(), origin: this.cfg.memberId, op: { type: "lease-checkpoint", checkpoints } } satisfies InternalRequest),
     );
   }
+
 
   // ---- watch ------------------------------------------------------------------------------------
 

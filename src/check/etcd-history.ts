@@ -16,7 +16,7 @@
 // Either way the verdict is the full search's: a test compares them on random histories.
 import type { History, KeyValue, KvRequest, Operation, TxnOp } from "../../models/client/history.js";
 import { isIndefinite } from "../../models/etcd/errors.js";
-import { type EtcdOutput, type EtcdState, etcdModel, INITIAL_ETCD_STATE } from "./etcd.js";
+import { describeOutput, describeRequest, type EtcdOutput, type EtcdState, etcdModel, INITIAL_ETCD_STATE } from "./etcd.js";
 import {
   type CheckOp,
   type CheckOptions,
@@ -649,4 +649,23 @@ export function checkEtcdOps(
   }
   const r = checkLinearizability(model, ops, { ...options, budgetSteps: Math.max(1, budget.left) });
   return { ...base, ...r, path: "search" };
+}
+
+/** Lines that explain a failed check: where the search got stuck, and with what. */
+export function explainEtcdFailure(r: EtcdCheckResult): string[] {
+  const f = r.failure;
+  if (!f) return [];
+  const at = (i: number) => {
+    const op = r.ops[i] as EtcdCheckOp;
+    const src = r.sources[i];
+    const when = `${(op.callUs / 1000).toFixed(3)}ms..${Number.isFinite(op.returnUs) ? `${(op.returnUs / 1000).toFixed(3)}ms` : "never returned"}`;
+    return `client ${op.client}${src?.member ? ` via ${src.member}` : ""} [${when}] ${describeRequest(op.input)} -> ${op.optional ? "?" : describeOutput(op.output)}`;
+  };
+  const lines = [
+    `the longest linearizable prefix has ${f.prefix.length} of ${r.ops.length} operations; after it the store is at revision ${f.state.revision} (compacted at ${f.state.compactRevision})`,
+  ];
+  const last = f.prefix.slice(-3);
+  if (last.length > 0) lines.push("the prefix ends with:", ...last.map((i) => `  ${at(i)}`));
+  lines.push("none of these could be placed next:", ...f.stuck.map((i) => `  ${at(i)}`));
+  return lines;
 }

@@ -131,6 +131,12 @@ function toKeyValue(key: string, kv: Kv, keysOnly = false): KeyValue {
   };
 }
 
+/** A key as a client would see it in `state` (undefined: absent). */
+export function keyValueAt(state: EtcdState, key: string): KeyValue | undefined {
+  const kv = state.kvs.get(key);
+  return kv ? toKeyValue(key, kv) : undefined;
+}
+
 /** A state under construction: copies the maps on the first change only. */
 class Draft {
   kvs: Map<string, Kv> | null = null;

@@ -5,8 +5,7 @@ import { HistoryFormatError } from "../history/errors.js";
 import { historyFromJson, historyFromMsgpack, looksLikeEtcdDstJson } from "../history/io.js";
 import { looksLikeJepsen, parseJepsenLog } from "../history/jepsen.js";
 import { looksLikePorcupineKv, parsePorcupineKv } from "../history/porcupine-kv.js";
-import { describeOutput, describeRequest } from "./etcd.js";
-import { checkEtcdHistory } from "./etcd-history.js";
+import { checkEtcdHistory, explainEtcdFailure } from "./etcd-history.js";
 import { kvModel } from "./kv.js";
 import {
   type CheckOp,
@@ -83,22 +82,7 @@ export function checkParsedHistory(parsed: ParsedHistory, budgetSteps?: number):
     }
     case "etcd-dst": {
       const r = checkEtcdHistory(parsed.history, options);
-      const explanation: string[] = [];
-      if (r.failure) {
-        const f = r.failure;
-        const at = (i: number) => {
-          const op = r.ops[i] as CheckOp<unknown, unknown>;
-          const src = r.sources[i];
-          const when = `${(op.callUs / 1000).toFixed(3)}ms..${Number.isFinite(op.returnUs) ? `${(op.returnUs / 1000).toFixed(3)}ms` : "never returned"}`;
-          return `client ${op.client}${src?.member ? ` via ${src.member}` : ""} [${when}] ${describeRequest(r.ops[i]?.input as never)} -> ${op.optional ? "?" : describeOutput(r.ops[i]?.output as never)}`;
-        };
-        explanation.push(
-          `the longest linearizable prefix has ${f.prefix.length} of ${r.ops.length} operations; after it the store is at ${describeState(f.state)}`,
-        );
-        const last = f.prefix.slice(-3);
-        if (last.length > 0) explanation.push("the prefix ends with:", ...last.map((i) => `  ${at(i)}`));
-        explanation.push("none of these could be placed next:", ...f.stuck.map((i) => `  ${at(i)}`));
-      }
+      const explanation = explainEtcdFailure(r);
       return {
         verdict: r.verdict,
         format: "etcd-dst",
@@ -111,11 +95,6 @@ export function checkParsedHistory(parsed: ParsedHistory, budgetSteps?: number):
       };
     }
   }
-}
-
-function describeState(s: unknown): string {
-  const st = s as { revision: number; compactRevision: number };
-  return `revision ${st.revision} (compacted at ${st.compactRevision})`;
 }
 
 function generic<S, I, O>(

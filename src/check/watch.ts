@@ -1,0 +1,209 @@
+// The watch contract (etcd's api_guarantees.md; robustness validate/watch.go W1–W9), each
+// watch checked against the reference history. One watch record spans the client's
+// resumes on other members; a `created` response starts each of them.
+//
+// - watch.filter (W1): every event matches the watched range and the filters.
+// - watch.ordered (W2): event revisions never go back.
+// - watch.unique (W3): no (revision, key) twice.
+// - watch.atomic (W4): a revision is never split across two responses.
+// - watch.bookmarkable (W5): after a progress notification at R, no event at or below R;
+//   notifications never go back, nor below the last event.
+// - watch.reliable (W6): the events received are exactly the committed matching events
+//   from the first expected revision (the start revision, or the creation's header + 1)
+//   to the last observed one (event or progress notification).
+// - watch.resumable (W7): after each creation from revision R, the first event is the
+//   first committed matching event at or after R.
+// - watch.is-create (W8): a put is a create iff the key did not exist just before.
+// - watch.prev-kv (W9): a prev_kv, when present, is the key just before the event.
+// - watch.compaction: a cancellation for compaction names a revision that was compacted,
+//   above the revision the watch asked for.
+// - watch.require-leader: only watches that asked for it are cancelled for lack of a leader.
+import type { History, KeyValue, WatchEvent, WatchRecord, WatchResponse } from "../../models/client/history.js";
+import { type Violation, secs } from "./artifacts.js";
+import { inRange, keyValueAt } from "./etcd.js";
+import type { Reference } from "./reference.js";
+
+const NO_LEADER = "etcdserver: no leader";
+
+function describe(e: WatchEvent): string {
+  return e.type === "PUT" ? `PUT ${e.kv.key}=${JSON.stringify(e.kv.value)}@${e.kv.modRevision}` : `DELETE ${e.kv.key}@${e.kv.modRevision}`;
+}
+
+function sameKv(a: KeyValue | undefined, b: KeyValue | undefined): boolean {
+  if (!a || !b) return a === b;
+  return (
+    a.key === b.key &&
+    a.value === b.value &&
+    a.createRevision === b.createRevision &&
+    a.modRevision === b.modRevision &&
+    a.version === b.version &&
+    a.lease === b.lease
+  );
+}
+
+function sameEvent(a: WatchEvent, b: WatchEvent): boolean {
+  return a.type === b.type && sameKv(a.kv, b.kv);
+}
+
+function byRevisionAndKey(a: WatchEvent, b: WatchEvent): number {
+  return a.kv.modRevision - b.kv.modRevision || (a.kv.key < b.kv.key ? -1 : a.kv.key > b.kv.key ? 1 : 0);
+}
+
+export function checkWatches(history: History, ref: Reference): Violation[] {
+  const out: Violation[] = [];
+  for (const w of history.watches) checkWatch(w, ref, out);
+  return out;
+}
+
+function checkWatch(w: WatchRecord, ref: Reference, out: Violation[]): void {
+  const req = w.request;
+  const inKeys = (e: WatchEvent) => inRange(e.kv.key, req.key, req.rangeEnd);
+  const passes = (e: WatchEvent) =>
+    !(e.type === "PUT" && req.filters?.includes("NOPUT")) && !(e.type === "DELETE" && req.filters?.includes("NODELETE"));
+  const matches = (e: WatchEvent) => inKeys(e) && passes(e);
+  const flagged = new Set<string>();
+  const report = (checker: string, r: WatchResponse, message: string) => {
+    if (flagged.has(checker)) return; // the first breach per watch says enough
+    flagged.add(checker);
+    out.push({
+      checker,
+      message: `watch ${w.id} of client ${w.client} on ${JSON.stringify(req.key)}${req.rangeEnd !== undefined ? `..${JSON.stringify(req.rangeEnd)}` : ""}: ${message}`,
+      atUs: r.atUs,
+      ...(r.member ? { members: [r.member] } : {}),
+      watches: [w.id],
+    });
+  };
+
+  const received: WatchEvent[] = [];
+  let firstExpected = req.startRevision && req.startRevision > 0 ? req.startRevision : -1;
+  let lastObserved = 0;
+  let lastEventRev = 0;
+  let lastProgress = 0;
+  let prevLastRev = -1; // last event revision of the previous response with events
+  const seenIds = new Set<string>();
+  let pendingResume: { start: number; response: WatchResponse } | null = null;
+  let compacted = false;
+  for (const r of w.responses) {
+    if (r.created) {
+      const start = r.startRevision && r.startRevision > 0 ? r.startRevision : r.revision + 1;
+      if (firstExpected < 0) firstExpected = start;
+      pendingResume = r.startRevision && r.startRevision > 0 ? { start: r.startRevision, response: r } : null;
+      continue;
+    }
+    if (r.canceled) {
+      if (r.error === NO_LEADER && !req.requireLeader)
+        report("watch.require-leader", r, `cancelled for lack of a leader at ${secs(r.atUs)} on ${r.member}, though it did not require one`);
+      if (r.compactRevision !== undefined) {
+        compacted = true;
+        const asked = pendingResume?.start ?? (lastObserved > 0 ? lastObserved + 1 : firstExpected);
+        const known = ref.compactions.some((c) => c.revision === r.compactRevision);
+        if (!known || asked >= r.compactRevision)
+          report(
+            "watch.compaction",
+            r,
+            `cancelled at ${secs(r.atUs)} by ${r.member} as compacted at revision ${r.compactRevision}, but ${known ? `it asked for revision ${asked}, which that compaction keeps` : "no committed compaction has that revision"}`,
+          );
+      }
+      continue;
+    }
+    if (r.progressNotify && r.events.length === 0) {
+      if (r.revision < lastProgress)
+        report("watch.bookmarkable", r, `a progress notification at revision ${r.revision} (${secs(r.atUs)}, ${r.member}) went back from ${lastProgress}`);
+      else if (r.revision < lastEventRev)
+        report("watch.bookmarkable", r, `a progress notification at revision ${r.revision} (${secs(r.atUs)}, ${r.member}) came after an event at revision ${lastEventRev}`);
+      lastProgress = Math.max(lastProgress, r.revision);
+      lastObserved = Math.max(lastObserved, r.revision);
+      if (firstExpected < 0) firstExpected = r.revision + 1;
+      continue;
+    }
+    if (r.events.length === 0) continue;
+    const first = r.events[0] as WatchEvent;
+    if (prevLastRev === first.kv.modRevision)
+      report("watch.atomic", r, `revision ${prevLastRev} was split across two responses (the second at ${secs(r.atUs)}, ${r.member})`);
+    if (pendingResume) {
+      const expected = ref.firstEventAtOrAfter(pendingResume.start, matches);
+      if (expected && !sameEvent(expected, first))
+        report(
+          "watch.resumable",
+          r,
+          `created from revision ${pendingResume.start} on ${pendingResume.response.member} at ${secs(pendingResume.response.atUs)}, its first event was ${describe(first)}, but the first committed matching event from there is ${describe(expected)}`,
+        );
+      pendingResume = null;
+    }
+    for (const e of r.events) {
+      const rev = e.kv.modRevision;
+      if (!inKeys(e) || !passes(e))
+        report("watch.filter", r, `got ${describe(e)} at ${secs(r.atUs)} from ${r.member}, outside its ${inKeys(e) ? "filters" : "key range"}`);
+      if (rev < lastEventRev)
+        report("watch.ordered", r, `got ${describe(e)} at ${secs(r.atUs)} from ${r.member} after an event at revision ${lastEventRev}`);
+      const id = `${rev}\0${e.kv.key}`;
+      if (seenIds.has(id)) report("watch.unique", r, `got ${describe(e)} twice (again at ${secs(r.atUs)} from ${r.member})`);
+      seenIds.add(id);
+      if (rev <= lastProgress)
+        report("watch.bookmarkable", r, `got ${describe(e)} at ${secs(r.atUs)} from ${r.member} after a progress notification at revision ${lastProgress}`);
+      checkAgainstState(e, r, ref, req.prevKv ?? false, report);
+      received.push(e);
+      lastEventRev = Math.max(lastEventRev, rev);
+    }
+    prevLastRev = (r.events[r.events.length - 1] as WatchEvent).kv.modRevision;
+    lastObserved = Math.max(lastObserved, prevLastRev);
+  }
+  // W6: exactly the committed events between the first expected and the last observed
+  if (firstExpected < 0 || lastObserved < firstExpected) return;
+  if (compacted && received.length === 0) return;
+  const expected = ref.eventsBetween(firstExpected, lastObserved, matches).sort(byRevisionAndKey);
+  const got = received.filter((e) => e.kv.modRevision >= firstExpected && e.kv.modRevision <= lastObserved);
+  const seen = new Set<string>();
+  const unique = got
+    .filter((e) => {
+      const id = `${e.kv.modRevision}\0${e.kv.key}`;
+      if (seen.has(id)) return false;
+      seen.add(id);
+      return true;
+    })
+    .sort(byRevisionAndKey);
+  const n = Math.max(expected.length, unique.length);
+  for (let i = 0; i < n; i++) {
+    const a = expected[i];
+    const b = unique[i];
+    if (a && b && sameEvent(a, b)) continue;
+    const last = w.responses[w.responses.length - 1] as WatchResponse;
+    const missing = a && (!b || byRevisionAndKey(a, b) < 0);
+    report(
+      "watch.reliable",
+      last,
+      missing
+        ? `missed ${describe(a as WatchEvent)}: between revisions ${firstExpected} and ${lastObserved} it got ${unique.length} of the ${expected.length} committed matching events`
+        : `got ${describe(b as WatchEvent)}, which no committed request between revisions ${firstExpected} and ${lastObserved} produced${a ? ` (expected ${describe(a)} there)` : ""}`,
+    );
+    return;
+  }
+}
+
+/** W8 and W9 against the reference state just before the event. */
+function checkAgainstState(
+  e: WatchEvent,
+  r: WatchResponse,
+  ref: Reference,
+  wantsPrev: boolean,
+  report: (checker: string, r: WatchResponse, message: string) => void,
+): void {
+  const before = ref.stateAt(e.kv.modRevision - 1);
+  if (!before) return;
+  const prev = keyValueAt(before, e.kv.key);
+  if (e.type === "PUT") {
+    const isCreate = e.kv.createRevision === e.kv.modRevision;
+    if (isCreate !== (prev === undefined))
+      report(
+        "watch.is-create",
+        r,
+        `${describe(e)} is ${isCreate ? "" : "not "}a create, but the key ${prev ? "existed" : "did not exist"} at revision ${e.kv.modRevision - 1}`,
+      );
+  }
+  if (wantsPrev && e.prevKv && !sameKv(e.prevKv, prev))
+    report(
+      "watch.prev-kv",
+      r,
+      `${describe(e)} came with prev_kv ${JSON.stringify(e.prevKv.value)}@${e.prevKv.modRevision}, but at revision ${e.kv.modRevision - 1} the key was ${prev ? `${JSON.stringify(prev.value)}@${prev.modRevision}` : "absent"}`,
+    );
+}
