@@ -249,9 +249,15 @@ export class Simulator implements DiskHost, NetworkHost {
   }
 
   nodeIndex(name: string): number {
+    const i = this.findNode(name);
+    if (i < 0) throw new Error(`no node named ${name}`);
+    return i;
+  }
+
+  /** The index of a node by name, or -1 when there is none. */
+  findNode(name: string): number {
     const n = this.nodes.find((x) => x.name === name);
-    if (!n) throw new Error(`no node named ${name}`);
-    return n.index;
+    return n ? n.index : -1;
   }
 
   isUp(index: number): boolean {

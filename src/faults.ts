@@ -3,6 +3,10 @@
 // (a crashed node restarts, a partition heals, a pause resumes...). The executor turns
 // a schedule into simulator events, recomputing the combined effect whenever a window
 // opens or closes, so overlapping faults compose instead of undoing each other.
+//
+// A node may be named by role: `@leader` or `@follower` (and `@rest` in a partition
+// group: every member not named in another group). Roles are resolved when the window
+// opens, from the cluster's state then, so a replay resolves them the same way.
 import {
   DEFAULT_LINK,
   type DiskCrashMode,
@@ -19,7 +23,13 @@ interface Window {
 
 export type Fault = Window &
   (
-    | { readonly kind: "crash"; readonly node: string; readonly mode: DiskCrashMode }
+    | {
+        readonly kind: "crash";
+        readonly node: string;
+        readonly mode: DiskCrashMode;
+        /** Stay down until the leader took a snapshot past this node (bounded by the window). */
+        readonly untilSnapshot?: boolean;
+      }
     | {
         readonly kind: "partition";
         readonly groups: readonly (readonly string[])[];
@@ -50,9 +60,35 @@ export type Fault = Window &
         readonly mode: DiskCrashMode;
         readonly stallUs: number;
       }
+    /** etcd's robustness MemberReplace: remove, wipe, add back under a new id. */
+    | { readonly kind: "member-replace"; readonly node: string }
+    /** An operator action on a member: compact, defragment, or request watch progress. */
+    | { readonly kind: "trigger"; readonly node: string; readonly action: TriggerAction }
+    /** Cut the node off until the leader took a snapshot past it (bounded by the window). */
+    | { readonly kind: "blackhole-until-snapshot"; readonly node: string }
   );
 
+export type TriggerAction = "compact" | "defrag" | "request-progress";
+
 export type FaultKind = Fault["kind"];
+
+export const FAULT_KINDS: readonly FaultKind[] = [
+  "crash",
+  "partition",
+  "pause",
+  "clock-drift",
+  "wall-jump",
+  "link",
+  "clog",
+  "slow-disk",
+  "disk-eio",
+  "disk-full",
+  "fsync-lies",
+  "failpoint",
+  "member-replace",
+  "trigger",
+  "blackhole-until-snapshot",
+];
 
 /** Faults outside etcd's assumptions: only the backup profile injects them by default. */
 export const OUTSIDE_ASSUMPTIONS: ReadonlySet<FaultKind> = new Set<FaultKind>(["fsync-lies"]);
@@ -66,6 +102,21 @@ export interface FaultTarget {
   readonly members: readonly string[];
   /** Called when a node is restarted by a fault's end, after it boots. */
   onRestart?(name: string): void;
+  /** The cluster behind the nodes, for roles and etcd-level faults (absent: ignored). */
+  readonly cluster?: ClusterHooks;
+}
+
+export interface ClusterHooks {
+  /** The member that leads now, if any. */
+  leader(): string | null;
+  /** The leader's newest raft snapshot index (0 when none or no leader). */
+  leaderSnapshotIndex(): number;
+  /** The last index a member applied (0 when down). */
+  appliedIndex(name: string): number;
+  replaceMember(name: string): void;
+  /** Whether a member replace is under way there (faults must not restart it then). */
+  replacing(name: string): boolean;
+  trigger(action: TriggerAction, name: string): void;
 }
 
 /** One line describing a fault, for schedules printed to people. */
@@ -74,7 +125,7 @@ export function describeFault(f: Fault): string {
   const dur = `${(f.durationUs / 1e6).toFixed(3)}s`;
   switch (f.kind) {
     case "crash":
-      return `${at} crash ${f.node} (${f.mode === "keep" ? "process only" : `${f.mode} unsynced writes`}), restart after ${dur}`;
+      return `${at} crash ${f.node} (${f.mode === "keep" ? "process only" : `${f.mode} unsynced writes`}), restart ${f.untilSnapshot ? `once the leader snapshots past it (at most ${dur})` : `after ${dur}`}`;
     case "partition":
       return `${at} partition ${f.groups.map((g) => `{${g.join(",")}}`).join(f.oneWay ? " -> " : " | ")} for ${dur}`;
     case "pause":
@@ -99,13 +150,41 @@ export function describeFault(f: Fault): string {
       return f.action === "crash"
         ? `${at} arm failpoint ${f.name} on ${f.node} to crash (${f.mode}), restart by ${dur}`
         : `${at} arm failpoint ${f.name} on ${f.node} to stall ${(f.stallUs / 1e6).toFixed(3)}s`;
+    case "member-replace":
+      return `${at} replace member ${f.node} (remove, wipe, add back as a new member)`;
+    case "trigger":
+      return `${at} ${f.action} on ${f.node}`;
+    case "blackhole-until-snapshot":
+      return `${at} cut ${f.node} off until the leader snapshots past it (at most ${dur})`;
   }
+}
+
+/** Resolves `@leader`, `@follower` and `@rest` against the cluster as it is now. */
+function resolveRoles(target: FaultTarget, f: Fault): Fault {
+  const hooks = target.cluster;
+  const leader = hooks?.leader() ?? null;
+  const node = (name: string): string => {
+    if (name === "@leader") return leader ?? (target.members[0] as string);
+    if (name === "@follower") return target.members.find((m) => m !== leader) ?? (target.members[0] as string);
+    return name;
+  };
+  if (f.kind === "partition") {
+    const named = f.groups.map((g) => g.filter((n) => n !== "@rest").map(node));
+    const used = new Set(named.flat());
+    const groups = f.groups.map((g, i) =>
+      g.includes("@rest") ? [...(named[i] as string[]), ...target.members.filter((m) => !used.has(m))] : (named[i] as string[]),
+    );
+    return { ...f, groups };
+  }
+  if (f.kind === "link" || f.kind === "clog") return { ...f, from: node(f.from), to: node(f.to) };
+  return { ...f, node: node(f.node) };
 }
 
 /** Schedules every fault of `faults` on the simulator. */
 export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): void {
   const active = new Set<Fault>();
   const sim = target.sim;
+  const hooks = target.cluster;
   const idx = (name: string) => target.index(name);
   const members = () => target.members.map(idx).filter((i) => i >= 0);
 
@@ -114,9 +193,12 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): v
     sim.network.heal(nodes);
     for (const a of nodes) for (const b of nodes) if (a !== b) sim.network.configure(a, b, DEFAULT_LINK);
     for (const f of active) {
-      if (f.kind === "partition") {
-        const groups = f.groups.map((g) => g.map(idx).filter((i) => i >= 0));
-        for (const [a, b] of partitionLinks(groups, f.oneWay)) sim.network.setBlocked(a, b, true);
+      if (f.kind === "partition" || f.kind === "blackhole-until-snapshot") {
+        const groups =
+          f.kind === "partition"
+            ? f.groups.map((g) => g.map(idx).filter((i) => i >= 0))
+            : [[idx(f.node)], target.members.filter((m) => m !== f.node).map(idx)];
+        for (const [a, b] of partitionLinks(groups, f.kind === "partition" && f.oneWay)) sim.network.setBlocked(a, b, true);
       } else if (f.kind === "link") {
         const a = idx(f.from);
         const b = idx(f.to);
@@ -157,47 +239,28 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): v
 
   const restart = (name: string) => {
     const i = idx(name);
-    if (i < 0 || sim.isUp(i)) return;
+    if (i < 0 || sim.isUp(i) || hooks?.replacing(name)) return;
     sim.restart(i);
     target.onRestart?.(name);
   };
 
-  for (const f of faults) {
-    const endUs = f.atUs + f.durationUs;
-    const label = `fault.${f.kind}`;
-    sim.at(f.atUs, label, () => {
-      active.add(f);
-      switch (f.kind) {
-        case "crash":
-          if (idx(f.node) >= 0) sim.crash(idx(f.node), f.mode);
-          break;
-        case "pause":
-          if (idx(f.node) >= 0) sim.pause(idx(f.node));
-          break;
-        case "wall-jump":
-          if (idx(f.node) >= 0) sim.clock(idx(f.node)).jumpWallUs(f.deltaUs);
-          break;
-        case "clog":
-          if (idx(f.from) >= 0 && idx(f.to) >= 0) sim.network.clog(idx(f.from), idx(f.to));
-          break;
-        case "partition":
-        case "link":
-          recomputeNetwork();
-          break;
-        case "failpoint":
-          if (idx(f.node) >= 0) {
-            sim.armFailpoint(
-              idx(f.node),
-              f.name,
-              f.action === "crash" ? { kind: "crash", mode: f.mode } : { kind: "stall", stallUs: f.stallUs },
-            );
-          }
-          break;
-        default:
-          recomputeNode(f.node);
-      }
-    });
-    sim.at(endUs, `${label}.end`, () => {
+  /** The index a new leader snapshot must pass: the node's applied index, or the last snapshot. */
+  const snapshotMark = (name: string) => Math.max(hooks?.appliedIndex(name) ?? 0, hooks?.leaderSnapshotIndex() ?? 0);
+
+  /** Calls `done` once the leader snapshotted past `index`, or at `untilUs`. */
+  const whenSnapshotPast = (index: number, untilUs: number, label: string, done: () => void) => {
+    const poll = () => {
+      if (sim.nowUs >= untilUs || (hooks?.leaderSnapshotIndex() ?? Number.POSITIVE_INFINITY) > index) done();
+      else sim.after(100_000, label, poll);
+    };
+    poll();
+  };
+
+  for (const planned of faults) {
+    const endUs = planned.atUs + planned.durationUs;
+    const label = `fault.${planned.kind}`;
+    let f = planned; // the window's fault with its roles resolved
+    const end = () => {
       active.delete(f);
       switch (f.kind) {
         case "crash":
@@ -207,12 +270,15 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): v
           if (idx(f.node) >= 0) sim.resume(idx(f.node));
           break;
         case "wall-jump":
+        case "member-replace":
+        case "trigger":
           break;
         case "clog":
           if (idx(f.from) >= 0 && idx(f.to) >= 0) sim.network.unclog(idx(f.from), idx(f.to));
           break;
         case "partition":
         case "link":
+        case "blackhole-until-snapshot":
           recomputeNetwork();
           break;
         case "failpoint":
@@ -228,6 +294,58 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): v
         default:
           recomputeNode(f.node);
       }
+    };
+    sim.at(planned.atUs, label, () => {
+      f = resolveRoles(target, planned);
+      active.add(f);
+      let untilSnapshot = false;
+      switch (f.kind) {
+        case "crash":
+          if (idx(f.node) >= 0) {
+            untilSnapshot = f.untilSnapshot === true;
+            const past = snapshotMark(f.node);
+            sim.crash(idx(f.node), f.mode);
+            if (untilSnapshot) whenSnapshotPast(past, endUs, `${label}.until-snapshot`, end);
+          }
+          break;
+        case "pause":
+          if (idx(f.node) >= 0) sim.pause(idx(f.node));
+          break;
+        case "wall-jump":
+          if (idx(f.node) >= 0) sim.clock(idx(f.node)).jumpWallUs(f.deltaUs);
+          break;
+        case "clog":
+          if (idx(f.from) >= 0 && idx(f.to) >= 0) sim.network.clog(idx(f.from), idx(f.to));
+          break;
+        case "partition":
+        case "link":
+          recomputeNetwork();
+          break;
+        case "blackhole-until-snapshot": {
+          untilSnapshot = true;
+          recomputeNetwork();
+          whenSnapshotPast(snapshotMark(f.node), endUs, `${label}.until-snapshot`, end);
+          break;
+        }
+        case "failpoint":
+          if (idx(f.node) >= 0) {
+            sim.armFailpoint(
+              idx(f.node),
+              f.name,
+              f.action === "crash" ? { kind: "crash", mode: f.mode } : { kind: "stall", stallUs: f.stallUs },
+            );
+          }
+          break;
+        case "member-replace":
+          if (idx(f.node) >= 0 && !hooks?.replacing(f.node)) hooks?.replaceMember(f.node);
+          break;
+        case "trigger":
+          if (idx(f.node) >= 0) hooks?.trigger(f.action, f.node);
+          break;
+        default:
+          recomputeNode(f.node);
+      }
+      if (!untilSnapshot) sim.at(Math.max(endUs, sim.nowUs), `${label}.end`, end);
     });
   }
 }
@@ -258,7 +376,7 @@ export function healAll(target: FaultTarget): void {
     d.capacityBytes = Number.POSITIVE_INFINITY;
     d.fsyncLies = false;
     if (sim.clock(i).driftPpm !== 0) sim.clock(i).setDriftPpm(sim.nowUs, 0);
-    if (!sim.isUp(i)) {
+    if (!sim.isUp(i) && !target.cluster?.replacing(name)) {
       sim.restart(i);
       target.onRestart?.(name);
     }
@@ -282,6 +400,8 @@ export interface KernelFaultOptions {
   readonly failpoints?: readonly string[];
   /** At most this many members down at once (crashes), so a quorum can survive. */
   readonly maxDown: number;
+  /** Whether faults may name a role (`@leader`) instead of a member. */
+  readonly roles?: boolean;
 }
 
 /**
@@ -308,20 +428,26 @@ export function generateFaults(rng: Random, o: KernelFaultOptions): Fault[] {
       }
       pick -= w;
     }
-    const node = rng.pick(o.members);
+    // a quarter of node faults strike whoever leads when they start
+    const node = o.roles && rng.chance(0.25) ? "@leader" : rng.pick(o.members);
     const maxLen = Math.max(1, o.endUs - t);
     const durationUs = Math.min(maxLen, rng.int(50_000, 3_000_000));
+    const concrete = node.startsWith("@") ? rng.pick(o.members) : node;
     const other = rng.pick(
-      o.members.filter((m) => m !== node).length > 0 ? o.members.filter((m) => m !== node) : o.members,
+      o.members.filter((m) => m !== concrete).length > 0 ? o.members.filter((m) => m !== concrete) : o.members,
     );
-    const f = drawFault(rng, kind, t, durationUs, node, other, o);
+    const f = drawFault(rng, kind, t, durationUs, kind === "link" || kind === "clog" ? concrete : node, other, o);
     if (!f) continue;
-    if (f.kind === "crash" || (f.kind === "failpoint" && f.action === "crash")) {
+    const takesDown =
+      f.kind === "crash" || f.kind === "member-replace" || (f.kind === "failpoint" && f.action === "crash");
+    if (takesDown) {
       // keep a quorum alive: skip a crash that would take too many members down at once
+      // (a role names no member in advance: it counts against every other one)
       let down = 0;
-      for (const [n, until] of downUntil) if (until > t && n !== node) down++;
+      for (const [n, until] of downUntil) if (until > t && (n !== node || node.startsWith("@"))) down++;
       if (down >= o.maxDown) continue;
-      downUntil.set(node, Math.max(downUntil.get(node) ?? 0, t + durationUs));
+      const upUs = t + (f.kind === "member-replace" ? 10_000_000 : durationUs);
+      downUntil.set(node, Math.max(downUntil.get(node) ?? 0, upUs));
     }
     faults.push(f);
   }
@@ -345,7 +471,7 @@ function drawFault(
       const shape = rng.int(0, 4);
       let groups: string[][];
       if (shape === 0 || o.members.length < 3) {
-        groups = [[node], o.members.filter((m) => m !== node)]; // isolate one
+        groups = node.startsWith("@") ? [[node], ["@rest"]] : [[node], o.members.filter((m) => m !== node)]; // isolate one
       } else if (shape === 1) {
         const cut = Math.floor(o.members.length / 2); // minority | majority
         groups = [shuffled.slice(0, cut), shuffled.slice(cut)];
@@ -402,5 +528,11 @@ function drawFault(
         stallUs: crash ? 0 : rng.int(100_000, 2_000_000),
       };
     }
+    case "member-replace":
+      return { kind, atUs, durationUs: 0, node };
+    case "trigger":
+      return { kind, atUs, durationUs: 0, node, action: rng.pick(["compact", "defrag", "request-progress"] as const) };
+    case "blackhole-until-snapshot":
+      return { kind, atUs, durationUs: Math.max(durationUs, rng.int(3_000_000, 10_000_000)), node };
   }
 }

@@ -246,9 +246,11 @@ export class EtcdClient implements NodeProgram {
             "kind" in msg ? (msg.kind === "kv-resp" ? msg.response : Errors.connectionLost) : msg;
           const member = "kind" in msg ? msg.member : undefined;
           if (response.type === "error" && response.code === "Unavailable") {
-            // this member cannot serve (no leader, partitioned, restarting): try another
+            // this member cannot serve (no leader, partitioned, restarting): try another;
+            // a refused connection carried nothing, so even a write may go elsewhere
             this.switchEndpoint();
-            if (retryable && deadlineUs - this.now() > this.cfg.retryBackoffUs) {
+            const unsent = response.message === Errors.connectionRefused.message;
+            if ((retryable || unsent) && deadlineUs - this.now() > this.cfg.retryBackoffUs) {
               this.ctx.setTimer(this.cfg.retryBackoffUs, "client.retry", attempt);
               return;
             }

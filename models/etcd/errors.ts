@@ -43,6 +43,8 @@ export const Errors = {
   proposalDropped: err("Unknown", "raft proposal dropped"),
   /** The client gave up waiting (grpc's context deadline). */
   deadlineExceeded: err("DeadlineExceeded", "context deadline exceeded"),
+  /** The member does not serve clients yet (its client port is closed): nothing was sent. */
+  connectionRefused: err("Unavailable", "connection refused"),
   /** The connection to the member failed (it is down, or a partition cut the client off). */
   connectionLost: err("Unavailable", "transport is closing"),
 } as const;

@@ -114,7 +114,7 @@ export interface InternalRequest {
   readonly id: string;
   /** raft id of the member that received the client's request. */
   readonly origin: number;
-  readonly op: KvRequest | LeaseCheckpointRequest;
+  readonly op: KvRequest | LeaseCheckpointRequest | PublishRequest;
   /** A revoke the leader's lessor proposed on expiry (the server pseudo-client). */
   readonly expiry?: boolean;
   /** The client's history operation id (see ClientMessage "kv"). */
@@ -124,4 +124,14 @@ export interface InternalRequest {
 export interface LeaseCheckpointRequest {
   readonly type: "lease-checkpoint";
   readonly checkpoints: readonly { readonly id: number; readonly remainingS: number }[];
+}
+
+/**
+ * A member publishes its attributes through raft when it starts (etcd's publishV3), and
+ * serves clients only once it applied that entry: by then its commit index covers every
+ * entry a previous leader may have acknowledged.
+ */
+export interface PublishRequest {
+  readonly type: "publish";
+  readonly memberId: number;
 }

@@ -148,6 +148,7 @@ interface SnapshotPayload {
 }
 
 const META_CI = "consistent_index";
+const PUBLISH_RETRY_US = 500_000;
 const META_TERM = "term";
 
 function hex16(n: number): string {
@@ -178,6 +179,9 @@ export class EtcdServer implements NodeProgram, RaftApp {
   private fwdCounter = 0;
   readonly members = new Map<number, { learner: boolean }>();
   private defragging = false;
+  /** Whether clients are served: after this incarnation's publish entry is applied. */
+  serving = false;
+  private publishId = "";
   private snapReceipts = 0;
   private removed = false;
   // linearizable reads (etcd's linearizableReadLoop)
@@ -247,6 +251,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
     this.backend.startTicker();
     this.startLoops();
     this.raft.start(this);
+    this.publish();
   }
 
   // ---- boot -------------------------------------------------------------------------------
@@ -338,6 +343,17 @@ export class EtcdServer implements NodeProgram, RaftApp {
     this.ctx.setTimer(electionUs, "watch.monitor-leader", monitorLeader);
   }
 
+  /**
+   * etcd's publishV3: propose this member's attributes through raft, again until one is
+   * applied; clients are served from then on.
+   */
+  private publish(): void {
+    if (this.serving || this.removed) return;
+    this.publishId = this.nextRequestId();
+    this.raft.propose(encode({ id: this.publishId, origin: this.cfg.memberId, op: { type: "publish", memberId: this.cfg.memberId } } satisfies InternalRequest));
+    this.ctx.setTimer(PUBLISH_RETRY_US, "publish.retry", () => this.publish());
+  }
+
   // ---- failure ------------------------------------------------------------------------------
 
   /** A failpoint that may crash the member, or stall its apply loop (etcd's backend lock). */
@@ -371,6 +387,15 @@ export class EtcdServer implements NodeProgram, RaftApp {
       return;
     }
     const m = msg as ClientMessage | PeerMessage;
+    if (!this.serving && m.kind !== "lease-fwd" && m.kind !== "lease-fwd-resp") {
+      // etcd opens its client port only once published: the connection is refused
+      if (m.kind === "kv") this.reply(from, { kind: "kv-resp", reqId: m.reqId, response: Errors.connectionRefused, member: this.ctx.name });
+      else if (m.kind === "lease-keepalive" || m.kind === "lease-ttl")
+        this.reply(from, { kind: "lease-resp", reqId: m.reqId, ttlS: 0, error: Errors.connectionRefused, member: this.ctx.name });
+      else if (m.kind === "maintenance")
+        this.reply(from, { kind: "maintenance-resp", reqId: m.reqId, result: Errors.connectionRefused, member: this.ctx.name });
+      return;
+    }
     switch (m.kind) {
       case "kv":
         this.handleKv(from, m.reqId, m.request, m.callId);
@@ -753,7 +778,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
             },
       );
     }
-    if (req.op.type !== "lease-checkpoint") {
+    if (req.op.type !== "lease-checkpoint" && req.op.type !== "publish") {
       this.cfg.observer?.applied(this.ctx.name, {
         index: e.index,
         term: e.term,
@@ -827,6 +852,9 @@ export class EtcdServer implements NodeProgram, RaftApp {
         this.backend.unlock();
         return { type: "lease-revoke", revision: this.mvcc.currentRev };
       }
+      case "publish":
+        if (req.id === this.publishId) this.serving = true;
+        return { type: "lease-revoke", revision: this.mvcc.currentRev };
       case "range":
         return this.serveRange(op);
     }

@@ -200,6 +200,11 @@ export class RaftInvariants {
     this.leaderLast.delete(node);
   }
 
+  /** How many terms elected a leader. */
+  get leadersElected(): number {
+    return this.leaders.size;
+  }
+
   /** The highest index applied anywhere so far. */
   get committedIndex(): number {
     return this.maxCommitted;

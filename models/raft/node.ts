@@ -254,6 +254,11 @@ export class RaftNode {
     return this.raw.raft.term;
   }
 
+  /** The index of the newest snapshot this node took or installed. */
+  get lastSnapshotIndex(): number {
+    return this.snapshotIndex;
+  }
+
   get committedIndex(): number {
     return this.raw.raft.raftLog.committed;
   }

@@ -67,17 +67,19 @@ export function checkLocks(history: History, ref: Reference, endUs: number): { v
     }
   }
   fenced.sort((a, b) => a.rev - b.rev);
+  // per lock: once a holder's run of fenced writes ended, no more of them
   const closed = new Set<number>();
-  for (let i = 1; i < fenced.length; i++) {
-    const prev = fenced[i - 1] as (typeof fenced)[number];
-    const cur = fenced[i] as (typeof fenced)[number];
-    if (cur.who === prev.who) continue;
+  const lastByPrefix = new Map<string, (typeof fenced)[number]>();
+  for (const cur of fenced) {
+    const r = records[cur.who] as LockRecord;
+    const prev = lastByPrefix.get(r.prefix);
+    lastByPrefix.set(r.prefix, cur);
+    if (!prev || prev.who === cur.who) continue;
     closed.add(prev.who);
     if (closed.has(cur.who)) {
-      const r = records[cur.who] as LockRecord;
       violations.push({
         checker: checkerOf(r),
-        message: `fenced writes interleave: client ${r.client}'s write at revision ${cur.rev} came after another holder's at ${prev.rev}, though its own fenced writes had already stopped once`,
+        message: `fenced writes on ${r.prefix} interleave: client ${r.client}'s write at revision ${cur.rev} came after another holder's at ${prev.rev}, though its own fenced writes had already stopped once`,
         operations: [prev.op, cur.op],
       });
       break;

@@ -30,8 +30,9 @@ export interface ValidateOptions {
 
 /**
  * The client operations for the linearizability check, with unknown outcomes settled by
- * the reference: a write the cluster committed took effect at the revision the replay
- * gives it; one it never committed did not happen (or happened after the run: the same).
+ * the reference: a write the cluster committed took effect, with the answer the replay
+ * gives it at its place in the log; one it never committed did not happen (or happened
+ * after the run: the same).
  */
 export function settleByReference(artifacts: RunArtifacts, ref: Reference): { ops: EtcdCheckOp[]; sources: Operation[] } {
   const { ops, sources } = toCheckOps(artifacts.history);
@@ -43,7 +44,8 @@ export function settleByReference(artifacts: RunArtifacts, ref: Reference): { op
     if (op.optional && src.client >= 0) {
       const entry = ref.entryOf(src.id);
       if (!entry) return;
-      keptOps.push({ ...op, optional: false, output: { type: "persisted", revision: entry.response.type === "error" ? null : entry.revision } });
+      // the answer it would have had: the specification's, at its place in the log
+      keptOps.push({ ...op, optional: false, output: entry.response });
     } else keptOps.push(op);
     keptSources.push(src);
   });

@@ -18,7 +18,8 @@ test("a write whose member crashes under it has an unknown outcome; a rejected o
   });
   t.sim.crash(t.c.nodes[f] as number, "keep"); // before the request arrives
   waitFor(t.sim, () => answered, 10_000_000, "the failure");
-  const rejected = call(t, put("y", "1", { lease: 424242 }));
+  const viaLeader = t.c.addClient({ endpoints: [t.c.nodes[leaderSlot(t.c)] as number] });
+  const rejected = call(t, put("y", "1", { lease: 424242 }), viaLeader);
   assert.equal(rejected, Errors.leaseNotFound);
   const ops = t.c.recorder.history().operations;
   const lost = ops.find((o) => o.request.type === "put" && o.request.key === "x");

@@ -29,14 +29,14 @@ export function cluster(
     o.bugs instanceof BugSet ? o.bugs : new BugSet((o.bugs as readonly string[] | undefined) ?? []);
   const c = new EtcdCluster(sim, { members, bugs, ...(o.server ? { server: o.server } : {}) });
   const client = c.addClient();
-  // every member knows the leader and applied its first entry
+  // every member serves clients, knows the leader and applied what it committed
   const settled = () => {
     const l = c.leader();
     if (!l) return false;
     const ss = servers(c);
     return (
       ss.length === members &&
-      ss.every((s) => s.lead === l.cfg.memberId && s.applied === l.raft.committedIndex)
+      ss.every((s) => s.serving && s.lead === l.cfg.memberId && s.applied === l.raft.committedIndex)
     );
   };
   waitFor(sim, settled, 10_000_000, "a leader");

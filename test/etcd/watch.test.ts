@@ -163,7 +163,8 @@ test("require-leader: a member that loses its leader cancels the watch; the clie
   const cancel = rec.responses.find((r) => r.canceled);
   assert.ok(cancel, "cancelled");
   assert.match(cancel?.error ?? "", /no leader/);
-  call(t, put("q", "1"));
+  const writer = t.c.addClient({ endpoints: others.map((n) => t.sim.nodeIndex(n)) });
+  call(t, put("q", "1"), writer);
   t.sim.runFor(1_000_000);
   assert.equal(summary(events(record(t, w.record))), ["PUT q=1@2"], "resumed elsewhere and got the event");
 });

@@ -1,0 +1,160 @@
+// A scenario: everything a run needs, as plain versioned JSON. A seed becomes one (see
+// profiles.ts); a file holds one; the shrinker edits one. The same scenario runs the same
+// way every time: all randomness comes from streams forked from `seed` by name.
+import { BUG_NAMES } from "../models/bugs.js";
+import { FAULT_KINDS, type Fault, type FaultKind } from "./faults.js";
+
+export const SCENARIO_FORMAT = "etcd-dst-scenario";
+export const SCENARIO_VERSION = 1;
+
+/** The etcd configuration of a run (etcd's flags, in the units their names carry). */
+export interface ClusterPlan {
+  readonly members: number;
+  /** --heartbeat-interval. */
+  readonly tickUs: number;
+  /** --election-timeout in ticks. */
+  readonly electionTicks: number;
+  readonly snapshotCount: number;
+  readonly snapshotCatchUpEntries: number;
+  readonly compactionBatchLimit: number;
+  readonly backendBatchIntervalUs: number;
+  readonly progressNotifyIntervalUs: number;
+  /** 0: lease checkpoints off. */
+  readonly leaseCheckpointIntervalUs: number;
+  readonly walSegmentBytes: number;
+}
+
+export type ClientKind = "etcd" | "kubernetes" | "watch" | "lease" | "lock" | "election";
+
+export interface ClientPlan {
+  readonly name: string;
+  readonly kind: ClientKind;
+  /** Member names it may talk to; empty: every member. */
+  readonly endpoints: readonly string[];
+  readonly startUs: number;
+  readonly stopUs: number;
+  /** Mean pause between its operations. */
+  readonly thinkUs: number;
+  /** At most this many operations (the shrinker lowers it); absent: no limit. */
+  readonly maxOps?: number;
+  readonly requestTimeoutUs: number;
+  /** Keys (etcd), objects (kubernetes), watches (watch) or leases (lease) it works with. */
+  readonly keys: number;
+}
+
+export interface Timeline {
+  /** When the faults are healed (whatever is still broken is mended). */
+  readonly healUs: number;
+  /** When clients stop starting operations. */
+  readonly trafficEndUs: number;
+  /** How long after the heal a write and a read must succeed. */
+  readonly livenessBoundUs: number;
+}
+
+export interface Expectation {
+  readonly verdict: "ok" | "violation" | "unknown";
+  /** Checker ids that must fail (for "violation"), sorted. */
+  readonly checkers?: readonly string[];
+}
+
+export interface Scenario {
+  readonly format: typeof SCENARIO_FORMAT;
+  readonly version: typeof SCENARIO_VERSION;
+  /** The generator seed; also the string seed of every random stream of the run. */
+  readonly seed: number;
+  readonly profile: string;
+  readonly case?: string;
+  readonly bugs: readonly string[];
+  readonly cluster: ClusterPlan;
+  readonly clients: readonly ClientPlan[];
+  readonly faults: readonly Fault[];
+  readonly timeline: Timeline;
+  /** For corpus files in seeds/: what replaying it must give. */
+  readonly expect?: Expectation;
+  /** Free text: why the file is kept, what it shows. */
+  readonly note?: string;
+}
+
+/** A scenario file that is not one: the reason, for a one-line error (exit 2). */
+export class ScenarioError extends Error {}
+
+function need(cond: boolean, what: string): void {
+  if (!cond) throw new ScenarioError(what);
+}
+
+const isInt = (x: unknown, min = 0): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= min;
+
+/** Parses and checks a scenario document; throws ScenarioError naming what is wrong. */
+export function parseScenario(text: string): Scenario {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new ScenarioError(`not JSON: ${(e as Error).message}`);
+  }
+  return checkScenario(doc);
+}
+
+export function checkScenario(doc: unknown): Scenario {
+  const d = doc as Record<string, unknown>;
+  need(typeof d === "object" && d !== null && !Array.isArray(d), "a scenario is a JSON object");
+  need(d.format === SCENARIO_FORMAT, `"format" must be "${SCENARIO_FORMAT}"`);
+  need(d.version === SCENARIO_VERSION, `unsupported scenario version ${String(d.version)}`);
+  need(isInt(d.seed), `"seed" must be an integer from 0 to 2^53-1`);
+  need(typeof d.profile === "string", `"profile" must be a string`);
+  need(d.case === undefined || typeof d.case === "string", `"case" must be a string`);
+  need(Array.isArray(d.bugs) && d.bugs.every((b) => typeof b === "string"), `"bugs" must be an array of names`);
+  for (const b of d.bugs as string[]) need(BUG_NAMES.includes(b), `unknown bug '${b}' (known: ${BUG_NAMES.join(", ")})`);
+  const c = d.cluster as Record<string, unknown>;
+  need(typeof c === "object" && c !== null, `"cluster" must be an object`);
+  need(c.members === 1 || c.members === 3 || c.members === 5, `"cluster.members" must be 1, 3 or 5`);
+  for (const k of [
+    "tickUs",
+    "electionTicks",
+    "snapshotCount",
+    "snapshotCatchUpEntries",
+    "compactionBatchLimit",
+    "backendBatchIntervalUs",
+    "progressNotifyIntervalUs",
+    "walSegmentBytes",
+  ])
+    need(isInt(c[k], 1), `"cluster.${k}" must be a positive integer`);
+  need(isInt(c.leaseCheckpointIntervalUs), `"cluster.leaseCheckpointIntervalUs" must be an integer >= 0`);
+  need(Array.isArray(d.clients), `"clients" must be an array`);
+  const members = Array.from({ length: c.members as number }, (_, i) => `m${i + 1}`);
+  const names = new Set<string>();
+  (d.clients as unknown[]).forEach((x, i) => {
+    const p = x as Record<string, unknown>;
+    const at = `clients[${i}]`;
+    need(typeof p === "object" && p !== null, `${at} must be an object`);
+    need(typeof p.name === "string" && /^c\d+$/.test(p.name as string), `${at}.name must be like "c1"`);
+    need(!names.has(p.name as string), `${at}.name ${String(p.name)} is used twice`);
+    names.add(p.name as string);
+    need(["etcd", "kubernetes", "watch", "lease", "lock", "election"].includes(p.kind as string), `${at}.kind is unknown`);
+    need(
+      Array.isArray(p.endpoints) && (p.endpoints as unknown[]).every((e) => members.includes(e as string)),
+      `${at}.endpoints must name members of the cluster`,
+    );
+    for (const k of ["startUs", "stopUs", "thinkUs", "requestTimeoutUs", "keys"]) need(isInt(p[k]), `${at}.${k} must be an integer >= 0`);
+    need(p.maxOps === undefined || isInt(p.maxOps), `${at}.maxOps must be an integer >= 0`);
+  });
+  need(Array.isArray(d.faults), `"faults" must be an array`);
+  (d.faults as unknown[]).forEach((x, i) => {
+    const f = x as Record<string, unknown>;
+    need(typeof f === "object" && f !== null && FAULT_KINDS.includes(f.kind as FaultKind), `faults[${i}].kind must be one of ${FAULT_KINDS.join(", ")}`);
+    need(isInt(f.atUs) && isInt(f.durationUs), `faults[${i}] needs integer atUs and durationUs`);
+  });
+  const t = d.timeline as Record<string, unknown>;
+  need(typeof t === "object" && t !== null, `"timeline" must be an object`);
+  for (const k of ["healUs", "trafficEndUs", "livenessBoundUs"]) need(isInt(t[k]), `"timeline.${k}" must be an integer >= 0`);
+  if (d.expect !== undefined) {
+    const e = d.expect as Record<string, unknown>;
+    need(["ok", "violation", "unknown"].includes(e.verdict as string), `"expect.verdict" must be ok, violation or unknown`);
+  }
+  return doc as Scenario;
+}
+
+/** A scenario as a file: stable key order, two-space indentation. */
+export function scenarioToJson(s: Scenario): string {
+  return `${JSON.stringify(s, null, 2)}\n`;
+}
