@@ -50,7 +50,9 @@ function remove(who: "ONE_FOLLOWER" | "LEADER"): FaultCase {
   return {
     name: `SIGQUIT_AND_REMOVE_${who}`,
     summary: `kill ${who === "LEADER" ? "the leader" : "a follower"}, remove it, wipe its data and add it back as a new member`,
-    faults: (_members, atUs) => [{ kind: "member-replace", node: who === "LEADER" ? "@leader" : "@follower", atUs, durationUs: 0 }],
+    faults: (_members, atUs) => [
+      { kind: "member-replace", node: who === "LEADER" ? "@leader" : "@follower", atUs, durationUs: 0 },
+    ],
   };
 }
 
@@ -80,7 +82,16 @@ function delay(who: Who): FaultCase {
               [a, b],
               [b, a],
             ] as const)
-              out.push({ kind: "link", from, to, lossRate: 0, duplicateRate: 0, extraDelayUs: 500_000, atUs, durationUs: 5 * S });
+              out.push({
+                kind: "link",
+                from,
+                to,
+                lossRate: 0,
+                duplicateRate: 0,
+                extraDelayUs: 500_000,
+                atUs,
+                durationUs: 5 * S,
+              });
       return out;
     },
   };

@@ -165,14 +165,17 @@ function resolveRoles(target: FaultTarget, f: Fault): Fault {
   const leader = hooks?.leader() ?? null;
   const node = (name: string): string => {
     if (name === "@leader") return leader ?? (target.members[0] as string);
-    if (name === "@follower") return target.members.find((m) => m !== leader) ?? (target.members[0] as string);
+    if (name === "@follower")
+      return target.members.find((m) => m !== leader) ?? (target.members[0] as string);
     return name;
   };
   if (f.kind === "partition") {
     const named = f.groups.map((g) => g.filter((n) => n !== "@rest").map(node));
     const used = new Set(named.flat());
     const groups = f.groups.map((g, i) =>
-      g.includes("@rest") ? [...(named[i] as string[]), ...target.members.filter((m) => !used.has(m))] : (named[i] as string[]),
+      g.includes("@rest")
+        ? [...(named[i] as string[]), ...target.members.filter((m) => !used.has(m))]
+        : (named[i] as string[]),
     );
     return { ...f, groups };
   }
@@ -180,9 +183,13 @@ function resolveRoles(target: FaultTarget, f: Fault): Fault {
   return { ...f, node: node(f.node) };
 }
 
-/** Schedules every fault of `faults` on the simulator. */
-export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): void {
+/**
+ * Schedules every fault of `faults` on the simulator. Returns the heal: it mends
+ * everything (healAll) and ends every window still open, so that nothing breaks again.
+ */
+export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): () => void {
   const active = new Set<Fault>();
+  let healed = false;
   const sim = target.sim;
   const hooks = target.cluster;
   const idx = (name: string) => target.index(name);
@@ -198,7 +205,8 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): v
           f.kind === "partition"
             ? f.groups.map((g) => g.map(idx).filter((i) => i >= 0))
             : [[idx(f.node)], target.members.filter((m) => m !== f.node).map(idx)];
-        for (const [a, b] of partitionLinks(groups, f.kind === "partition" && f.oneWay)) sim.network.setBlocked(a, b, true);
+        for (const [a, b] of partitionLinks(groups, f.kind === "partition" && f.oneWay))
+          sim.network.setBlocked(a, b, true);
       } else if (f.kind === "link") {
         const a = idx(f.from);
         const b = idx(f.to);
@@ -245,7 +253,8 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): v
   };
 
   /** The index a new leader snapshot must pass: the node's applied index, or the last snapshot. */
-  const snapshotMark = (name: string) => Math.max(hooks?.appliedIndex(name) ?? 0, hooks?.leaderSnapshotIndex() ?? 0);
+  const snapshotMark = (name: string) =>
+    Math.max(hooks?.appliedIndex(name) ?? 0, hooks?.leaderSnapshotIndex() ?? 0);
 
   /** Calls `done` once the leader snapshotted past `index`, or at `untilUs`. */
   const whenSnapshotPast = (index: number, untilUs: number, label: string, done: () => void) => {
@@ -261,6 +270,7 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): v
     const label = `fault.${planned.kind}`;
     let f = planned; // the window's fault with its roles resolved
     const end = () => {
+      if (healed || !active.has(f)) return;
       active.delete(f);
       switch (f.kind) {
         case "crash":
@@ -296,6 +306,7 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): v
       }
     };
     sim.at(planned.atUs, label, () => {
+      if (healed) return;
       f = resolveRoles(target, planned);
       active.add(f);
       let untilSnapshot = false;
@@ -348,6 +359,14 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): v
       if (!untilSnapshot) sim.at(Math.max(endUs, sim.nowUs), `${label}.end`, end);
     });
   }
+  return () => {
+    healed = true;
+    active.clear();
+    for (const name of target.members)
+      if (idx(name) >= 0)
+        for (const f of faults) if (f.kind === "failpoint") sim.disarmFailpoint(idx(name), f.name);
+    healAll(target);
+  };
 }
 
 /**
@@ -434,9 +453,19 @@ export function generateFaults(rng: Random, o: KernelFaultOptions): Fault[] {
     const durationUs = Math.min(maxLen, rng.int(50_000, 3_000_000));
     const concrete = node.startsWith("@") ? rng.pick(o.members) : node;
     const other = rng.pick(
-      o.members.filter((m) => m !== concrete).length > 0 ? o.members.filter((m) => m !== concrete) : o.members,
+      o.members.filter((m) => m !== concrete).length > 0
+        ? o.members.filter((m) => m !== concrete)
+        : o.members,
     );
-    const f = drawFault(rng, kind, t, durationUs, kind === "link" || kind === "clog" ? concrete : node, other, o);
+    const f = drawFault(
+      rng,
+      kind,
+      t,
+      durationUs,
+      kind === "link" || kind === "clog" ? concrete : node,
+      other,
+      o,
+    );
     if (!f) continue;
     const takesDown =
       f.kind === "crash" || f.kind === "member-replace" || (f.kind === "failpoint" && f.action === "crash");
@@ -531,8 +560,22 @@ function drawFault(
     case "member-replace":
       return { kind, atUs, durationUs: 0, node };
     case "trigger":
-      return { kind, atUs, durationUs: 0, node, action: rng.pick(["compact", "defrag", "request-progress"] as const) };
+      return {
+        kind,
+        atUs,
+        durationUs: 0,
+        node,
+        action: rng.pick(["compact", "defrag", "request-progress"] as const),
+      };
     case "blackhole-until-snapshot":
-      return { kind, atUs, durationUs: Math.max(durationUs, rng.int(3_000_000, 10_000_000)), node };
+      return {
+        kind,
+        atUs,
+        durationUs: Math.min(
+          Math.max(1, o.endUs - atUs),
+          Math.max(durationUs, rng.int(3_000_000, 10_000_000)),
+        ),
+        node,
+      };
   }
 }

@@ -115,7 +115,13 @@ export const PROFILES: readonly ProfileSpec[] = [
       ...plans(rng, "watch", rng.int(0, 2), m, { keys: [1, 3], thinkUs: [100_000, 500_000] }),
     ],
     menu: WITHIN_ASSUMPTIONS,
-    failpoints: [...FAILPOINTS.raft, ...FAILPOINTS.backend, ...FAILPOINTS.compaction, ...FAILPOINTS.defrag, ...FAILPOINTS.apply],
+    failpoints: [
+      ...FAILPOINTS.raft,
+      ...FAILPOINTS.backend,
+      ...FAILPOINTS.compaction,
+      ...FAILPOINTS.defrag,
+      ...FAILPOINTS.apply,
+    ],
     cluster: (rng) => ({
       snapshotCount: rng.pick([30, 100, 1000]),
       snapshotCatchUpEntries: rng.pick([10, 50, 500]),
@@ -125,7 +131,8 @@ export const PROFILES: readonly ProfileSpec[] = [
   },
   {
     name: "kubernetes",
-    summary: "Kubernetes traffic (optimistic concurrency, paginated lists, list-then-watch, compaction, TTL leases) on 3 members",
+    summary:
+      "Kubernetes traffic (optimistic concurrency, paginated lists, list-then-watch, compaction, TTL leases) on 3 members",
     members: [3],
     clients: (rng, m) => [
       ...plans(rng, "kubernetes", rng.int(3, 6), m, { keys: [5, 20], thinkUs: [2_000, 20_000] }),
@@ -137,14 +144,30 @@ export const PROFILES: readonly ProfileSpec[] = [
   },
   {
     name: "watch",
-    summary: "watchers from past and future revisions, progress notifications, compaction and snapshots on 3 members",
+    summary:
+      "watchers from past and future revisions, progress notifications, compaction and snapshots on 3 members",
     members: [3],
     clients: (rng, m) => [
       ...etcdClients(rng, m, [2, 4]),
       ...plans(rng, "watch", rng.int(2, 4), m, { keys: [2, 6], thinkUs: [50_000, 400_000], pinned: 0.5 }),
     ],
-    menu: { crash: 2, partition: 2, pause: 1, "slow-disk": 1, failpoint: 3, trigger: 3, "blackhole-until-snapshot": 3, link: 1 },
-    failpoints: [...FAILPOINTS.watch, ...FAILPOINTS.compaction, ...FAILPOINTS.raft, "beforeWritebackBuf", "afterWritebackBuf"],
+    menu: {
+      crash: 2,
+      partition: 2,
+      pause: 1,
+      "slow-disk": 1,
+      failpoint: 3,
+      trigger: 3,
+      "blackhole-until-snapshot": 3,
+      link: 1,
+    },
+    failpoints: [
+      ...FAILPOINTS.watch,
+      ...FAILPOINTS.compaction,
+      ...FAILPOINTS.raft,
+      "beforeWritebackBuf",
+      "afterWritebackBuf",
+    ],
     cluster: (rng) => ({
       snapshotCount: rng.pick([20, 50, 100]),
       snapshotCatchUpEntries: rng.pick([5, 20]),
@@ -179,11 +202,17 @@ export const PROFILES: readonly ProfileSpec[] = [
     extraFaults: (rng, s) =>
       s.clients
         .filter(() => rng.chance(0.6))
-        .map((c) => ({ kind: "pause", node: c.name, atUs: rng.int(FAULTS_START_US, s.timeline.healUs - S), durationUs: rng.int(1 * S, 8 * S) })),
+        .map((c) => ({
+          kind: "pause",
+          node: c.name,
+          atUs: rng.int(FAULTS_START_US, s.timeline.healUs - S),
+          durationUs: rng.int(1 * S, 8 * S),
+        })),
   },
   {
     name: "single-node",
-    summary: "one member: crashes with lost or torn unsynced writes, crash points in the WAL, commit and compaction paths",
+    summary:
+      "one member: crashes with lost or torn unsynced writes, crash points in the WAL, commit and compaction paths",
     members: [1],
     clients: (rng, m) => etcdClients(rng, m, [2, 4]),
     menu: { crash: 3, failpoint: 4, "slow-disk": 1, pause: 1, trigger: 2 },

@@ -7,7 +7,7 @@ import { EtcdCluster } from "../models/etcd/cluster.js";
 import { Simulator } from "../sim/index.js";
 import type { LivenessProbe, MemberEnd, RunArtifacts } from "./check/artifacts.js";
 import { type Validation, validateRun } from "./check/validate.js";
-import { type ClusterHooks, type FaultTarget, healAll, scheduleFaults, type TriggerAction } from "./faults.js";
+import { type ClusterHooks, type FaultTarget, scheduleFaults, type TriggerAction } from "./faults.js";
 import type { Scenario } from "./scenario.js";
 import { startWorkload } from "./workloads.js";
 
@@ -84,7 +84,10 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
   const clients = new Map<string, EtcdClient>();
   for (const plan of sc.clients) {
     const endpoints = plan.endpoints.length > 0 ? plan.endpoints.map(nodeOf) : undefined;
-    const client = cluster.addClient({ requestTimeoutUs: plan.requestTimeoutUs, ...(endpoints ? { endpoints } : {}) });
+    const client = cluster.addClient({
+      requestTimeoutUs: plan.requestTimeoutUs,
+      ...(endpoints ? { endpoints } : {}),
+    });
     clients.set(plan.name, client);
     const rng = sim.random.fork(`client/${plan.name}`);
     let started = 0;
@@ -123,7 +126,10 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
       else if (action === "request-progress") for (const c of clients.values()) c.requestProgress();
       else {
         const rev = cluster.server(slotOf(name))?.mvcc.currentRev ?? 1;
-        op().kv({ type: "compact", revision: Math.max(1, rev - sim.random.fork(`trigger/${sim.nowUs}`).int(0, 20)) });
+        op().kv({
+          type: "compact",
+          revision: Math.max(1, rev - sim.random.fork(`trigger/${sim.nowUs}`).int(0, 20)),
+        });
       }
     },
   };
@@ -133,13 +139,13 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
     index: (name) => sim.findNode(name),
     cluster: hooks,
   };
-  scheduleFaults(target, sc.faults);
+  const heal = scheduleFaults(target, sc.faults);
 
   // the heal, then the liveness probe: a write and a linearizable read, retried
   let liveness: LivenessProbe | null = null;
   const healUs = sc.timeline.healUs;
   sim.at(healUs, "heal", () => {
-    healAll(target);
+    heal();
     const probe = cluster.addClient({});
     let writeOkUs: number | null = null;
     let readOkUs: number | null = null;
@@ -165,7 +171,8 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
   const runTo = (us: number) => {
     while (sim.nowUs < us) {
       sim.runUntil(Math.min(us, sim.nowUs + 1_000_000));
-      if (o.deadline?.()) throw new RunTimeout(`past its wall-clock limit at ${(sim.nowUs / 1e6).toFixed(1)}s of virtual time`);
+      if (o.deadline?.())
+        throw new RunTimeout(`past its wall-clock limit at ${(sim.nowUs / 1e6).toFixed(1)}s of virtual time`);
     }
   };
   const end = Math.max(sc.timeline.trafficEndUs, healUs);
@@ -193,7 +200,10 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
     const h = s?.mvcc.hashKV(0);
     return { name, memberId: cluster.memberId(i), hashKv: h && !("type" in h) ? h : null };
   });
-  const maxDrift = sc.faults.reduce((m, f) => (f.kind === "clock-drift" ? Math.max(m, Math.abs(f.ppm)) : m), 0);
+  const maxDrift = sc.faults.reduce(
+    (m, f) => (f.kind === "clock-drift" ? Math.max(m, Math.abs(f.ppm)) : m),
+    0,
+  );
   const artifacts: RunArtifacts = {
     history: cluster.recorder.history(),
     members: cluster.records,
@@ -205,7 +215,10 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
   };
   const simMs = wallNow() - wallStart;
   const checkStart = wallNow();
-  const validation = validateRun(artifacts, o.budgetSteps === undefined ? {} : { budgetSteps: o.budgetSteps });
+  const validation = validateRun(
+    artifacts,
+    o.budgetSteps === undefined ? {} : { budgetSteps: o.budgetSteps },
+  );
   const checkMs = wallNow() - checkStart;
   return {
     scenario: sc,
@@ -231,7 +244,14 @@ function unavailableMs(a: RunArtifacts, sc: Scenario): number {
   const from = Math.min(...sc.clients.map((c) => c.startUs), sc.timeline.trafficEndUs);
   const to = sc.timeline.trafficEndUs;
   const writes = a.history.operations
-    .filter((o) => o.client >= 0 && o.returnUs !== null && o.response && o.response.type !== "error" && o.request.type !== "range")
+    .filter(
+      (o) =>
+        o.client >= 0 &&
+        o.returnUs !== null &&
+        o.response &&
+        o.response.type !== "error" &&
+        o.request.type !== "range",
+    )
     .map((o) => o.returnUs as number)
     .filter((t) => t >= from && t <= to)
     .sort((x, y) => x - y);
@@ -243,4 +263,3 @@ function unavailableMs(a: RunArtifacts, sc: Scenario): number {
   }
   return Math.round(gapUs / 1000);
 }
-

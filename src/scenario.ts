@@ -82,7 +82,8 @@ function need(cond: boolean, what: string): void {
   if (!cond) throw new ScenarioError(what);
 }
 
-const isInt = (x: unknown, min = 0): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= min;
+const isInt = (x: unknown, min = 0): x is number =>
+  typeof x === "number" && Number.isSafeInteger(x) && x >= min;
 
 /** Parses and checks a scenario document; throws ScenarioError naming what is wrong. */
 export function parseScenario(text: string): Scenario {
@@ -103,8 +104,12 @@ export function checkScenario(doc: unknown): Scenario {
   need(isInt(d.seed), `"seed" must be an integer from 0 to 2^53-1`);
   need(typeof d.profile === "string", `"profile" must be a string`);
   need(d.case === undefined || typeof d.case === "string", `"case" must be a string`);
-  need(Array.isArray(d.bugs) && d.bugs.every((b) => typeof b === "string"), `"bugs" must be an array of names`);
-  for (const b of d.bugs as string[]) need(BUG_NAMES.includes(b), `unknown bug '${b}' (known: ${BUG_NAMES.join(", ")})`);
+  need(
+    Array.isArray(d.bugs) && d.bugs.every((b) => typeof b === "string"),
+    `"bugs" must be an array of names`,
+  );
+  for (const b of d.bugs as string[])
+    need(BUG_NAMES.includes(b), `unknown bug '${b}' (known: ${BUG_NAMES.join(", ")})`);
   const c = d.cluster as Record<string, unknown>;
   need(typeof c === "object" && c !== null, `"cluster" must be an object`);
   need(c.members === 1 || c.members === 3 || c.members === 5, `"cluster.members" must be 1, 3 or 5`);
@@ -130,26 +135,37 @@ export function checkScenario(doc: unknown): Scenario {
     need(typeof p.name === "string" && /^c\d+$/.test(p.name as string), `${at}.name must be like "c1"`);
     need(!names.has(p.name as string), `${at}.name ${String(p.name)} is used twice`);
     names.add(p.name as string);
-    need(["etcd", "kubernetes", "watch", "lease", "lock", "election"].includes(p.kind as string), `${at}.kind is unknown`);
+    need(
+      ["etcd", "kubernetes", "watch", "lease", "lock", "election"].includes(p.kind as string),
+      `${at}.kind is unknown`,
+    );
     need(
       Array.isArray(p.endpoints) && (p.endpoints as unknown[]).every((e) => members.includes(e as string)),
       `${at}.endpoints must name members of the cluster`,
     );
-    for (const k of ["startUs", "stopUs", "thinkUs", "requestTimeoutUs", "keys"]) need(isInt(p[k]), `${at}.${k} must be an integer >= 0`);
+    for (const k of ["startUs", "stopUs", "thinkUs", "requestTimeoutUs", "keys"])
+      need(isInt(p[k]), `${at}.${k} must be an integer >= 0`);
     need(p.maxOps === undefined || isInt(p.maxOps), `${at}.maxOps must be an integer >= 0`);
   });
   need(Array.isArray(d.faults), `"faults" must be an array`);
   (d.faults as unknown[]).forEach((x, i) => {
     const f = x as Record<string, unknown>;
-    need(typeof f === "object" && f !== null && FAULT_KINDS.includes(f.kind as FaultKind), `faults[${i}].kind must be one of ${FAULT_KINDS.join(", ")}`);
+    need(
+      typeof f === "object" && f !== null && FAULT_KINDS.includes(f.kind as FaultKind),
+      `faults[${i}].kind must be one of ${FAULT_KINDS.join(", ")}`,
+    );
     need(isInt(f.atUs) && isInt(f.durationUs), `faults[${i}] needs integer atUs and durationUs`);
   });
   const t = d.timeline as Record<string, unknown>;
   need(typeof t === "object" && t !== null, `"timeline" must be an object`);
-  for (const k of ["healUs", "trafficEndUs", "livenessBoundUs"]) need(isInt(t[k]), `"timeline.${k}" must be an integer >= 0`);
+  for (const k of ["healUs", "trafficEndUs", "livenessBoundUs"])
+    need(isInt(t[k]), `"timeline.${k}" must be an integer >= 0`);
   if (d.expect !== undefined) {
     const e = d.expect as Record<string, unknown>;
-    need(["ok", "violation", "unknown"].includes(e.verdict as string), `"expect.verdict" must be ok, violation or unknown`);
+    need(
+      ["ok", "violation", "unknown"].includes(e.verdict as string),
+      `"expect.verdict" must be ok, violation or unknown`,
+    );
   }
   return doc as Scenario;
 }

@@ -6,7 +6,14 @@
 import type { Bugs } from "../models/bugs.js";
 import type { ClientWatch, EtcdClient } from "../models/client/client.js";
 import { Mutex, Session } from "../models/client/concurrency.js";
-import type { ErrorResponse, KvRequest, KvResponse, RangeResponse, TxnOp, TxnResponse } from "../models/client/history.js";
+import type {
+  ErrorResponse,
+  KvRequest,
+  KvResponse,
+  RangeResponse,
+  TxnOp,
+  TxnResponse,
+} from "../models/client/history.js";
 import type { Random } from "../sim/index.js";
 import type { ClientPlan } from "./scenario.js";
 
@@ -68,7 +75,18 @@ class Seen {
 
 const ETCD_PREFIX = "key/";
 
-type EtcdOp = "get" | "stale-get" | "list" | "put" | "delete" | "txn" | "txn-read-past" | "cas" | "put-lease" | "revoke" | "compact";
+type EtcdOp =
+  | "get"
+  | "stale-get"
+  | "list"
+  | "put"
+  | "delete"
+  | "txn"
+  | "txn-read-past"
+  | "cas"
+  | "put-lease"
+  | "revoke"
+  | "compact";
 
 const ETCD_MIX: readonly (readonly [EtcdOp, number])[] = [
   ["get", 14],
@@ -106,7 +124,12 @@ function etcdTraffic(env: WorkloadEnv): void {
         send({ type: "range", key: key(), ...(op === "stale-get" ? { serializable: true } : {}) });
         return;
       case "list":
-        send({ type: "range", key: ETCD_PREFIX, rangeEnd: prefixEnd(ETCD_PREFIX), ...(rng.chance(0.3) ? { limit: rng.int(1, 4) } : {}) });
+        send({
+          type: "range",
+          key: ETCD_PREFIX,
+          rangeEnd: prefixEnd(ETCD_PREFIX),
+          ...(rng.chance(0.3) ? { limit: rng.int(1, 4) } : {}),
+        });
         return;
       case "put":
         send({ type: "put", key: key(), value: value() });
@@ -115,28 +138,53 @@ function etcdTraffic(env: WorkloadEnv): void {
         send({ type: "delete", key: key() });
         return;
       case "txn": {
-        const [a, b, c] = rng.shuffle(Array.from({ length: Math.max(3, plan.keys) }, (_, i) => `${ETCD_PREFIX}${i}`)) as [string, string, string];
+        const [a, b, c] = rng.shuffle(
+          Array.from({ length: Math.max(3, plan.keys) }, (_, i) => `${ETCD_PREFIX}${i}`),
+        ) as [string, string, string];
         send({
           type: "txn",
-          compare: [{ key: a, target: "VERSION", result: rng.chance(0.5) ? "GREATER" : "EQUAL", value: rng.int(0, 3) }],
+          compare: [
+            {
+              key: a,
+              target: "VERSION",
+              result: rng.chance(0.5) ? "GREATER" : "EQUAL",
+              value: rng.int(0, 3),
+            },
+          ],
           success: [
             { type: "put", key: a, value: value() },
             { type: "put", key: b, value: value() },
           ],
-          failure: [{ type: "range", key: a }, { type: "delete", key: c }],
+          failure: [
+            { type: "range", key: a },
+            { type: "delete", key: c },
+          ],
         });
         return;
       }
       case "txn-read-past": {
         // a write and a read at an older revision in one txn (#18667 races this with compaction)
         const past = Math.max(1, seen.revision - rng.int(0, 10));
-        send({ type: "txn", compare: [], success: [{ type: "put", key: key(), value: value() }, { type: "range", key: key(), revision: past }], failure: [] });
+        send({
+          type: "txn",
+          compare: [],
+          success: [
+            { type: "put", key: key(), value: value() },
+            { type: "range", key: key(), revision: past },
+          ],
+          failure: [],
+        });
         return;
       }
       case "cas": {
         const k = key();
         const ops: TxnOp[] = [{ type: "put", key: k, value: value() }];
-        send({ type: "txn", compare: [{ key: k, target: "MOD", result: "EQUAL", value: seen.mod.get(k) ?? 0 }], success: ops, failure: [{ type: "range", key: k }] });
+        send({
+          type: "txn",
+          compare: [{ key: k, target: "MOD", result: "EQUAL", value: seen.mod.get(k) ?? 0 }],
+          success: ops,
+          failure: [{ type: "range", key: k }],
+        });
         return;
       }
       case "put-lease": {
@@ -193,7 +241,13 @@ function kubernetesTraffic(env: WorkloadEnv): void {
   const startWatch = (fromRev: number) => {
     watch?.cancel();
     watch = client.watch(
-      { key: K8S_PREFIX, rangeEnd: prefixEnd(K8S_PREFIX), startRevision: fromRev, prevKv: true, progressNotify: true },
+      {
+        key: K8S_PREFIX,
+        rangeEnd: prefixEnd(K8S_PREFIX),
+        startRevision: fromRev,
+        prevKv: true,
+        progressNotify: true,
+      },
       {
         onEvents: (events) => {
           for (const e of events) {
@@ -213,17 +267,26 @@ function kubernetesTraffic(env: WorkloadEnv): void {
     const limit = rng.int(1, 5);
     let at = 0;
     const page = (from: string) => {
-      client.kv({ type: "range", key: from, rangeEnd: prefixEnd(K8S_PREFIX), limit, ...(at > 0 ? { revision: at } : {}) }, (r) => {
-        seen.learn(r);
-        if (r.type !== "range") return done();
-        if (at === 0) at = r.revision;
-        const last = r.kvs[r.kvs.length - 1];
-        if (r.more && last) page(`${last.key}\0`);
-        else {
-          if (!watch) startWatch(at + 1);
-          done();
-        }
-      });
+      client.kv(
+        {
+          type: "range",
+          key: from,
+          rangeEnd: prefixEnd(K8S_PREFIX),
+          limit,
+          ...(at > 0 ? { revision: at } : {}),
+        },
+        (r) => {
+          seen.learn(r);
+          if (r.type !== "range") return done();
+          if (at === 0) at = r.revision;
+          const last = r.kvs[r.kvs.length - 1];
+          if (r.more && last) page(`${last.key}\0`);
+          else {
+            if (!watch) startWatch(at + 1);
+            done();
+          }
+        },
+      );
     };
     page(K8S_PREFIX);
   };
@@ -250,13 +313,28 @@ function kubernetesTraffic(env: WorkloadEnv): void {
     const failure: TxnOp[] = [{ type: "range", key }];
     switch (op) {
       case "create":
-        send({ type: "txn", compare: [{ key, target: "MOD", result: "EQUAL", value: 0 }], success: [{ type: "put", key, value: `${plan.name}-${n++}` }], failure });
+        send({
+          type: "txn",
+          compare: [{ key, target: "MOD", result: "EQUAL", value: 0 }],
+          success: [{ type: "put", key, value: `${plan.name}-${n++}` }],
+          failure,
+        });
         return;
       case "update":
-        send({ type: "txn", compare: [{ key, target: "MOD", result: "EQUAL", value: mod }], success: [{ type: "put", key, value: `${plan.name}-${n++}` }], failure });
+        send({
+          type: "txn",
+          compare: [{ key, target: "MOD", result: "EQUAL", value: mod }],
+          success: [{ type: "put", key, value: `${plan.name}-${n++}` }],
+          failure,
+        });
         return;
       case "delete":
-        send({ type: "txn", compare: [{ key, target: "MOD", result: "EQUAL", value: mod }], success: [{ type: "delete", key }], failure });
+        send({
+          type: "txn",
+          compare: [{ key, target: "MOD", result: "EQUAL", value: mod }],
+          success: [{ type: "delete", key }],
+          failure,
+        });
         return;
       case "get":
         send({ type: "range", key, limit: 1 });
@@ -423,7 +501,8 @@ function lockClient(env: WorkloadEnv, kind: "lock" | "election"): void {
           );
         const release = () => m.unlock(() => done());
         client.ctx.setTimer(rng.int(0, 500_000), "lock.hold", () => {
-          if (kind === "election" && rng.chance(0.5)) m.proclaim(`${plan.name}-${n++}`, () => fenced(release));
+          if (kind === "election" && rng.chance(0.5))
+            m.proclaim(`${plan.name}-${n++}`, () => fenced(release));
           else fenced(release);
         });
       }, `${plan.name}-${n++}`);
@@ -448,4 +527,3 @@ export function startWorkload(env: WorkloadEnv): void {
       return lockClient(env, "election");
   }
 }
-

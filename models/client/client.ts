@@ -59,6 +59,8 @@ export class ClientWatch {
   /** The server's id for it on the current stream (-1 while being created). */
   watchId = -1;
   createReqId = -1;
+  /** Its place among the creations confirmed on the current stream. */
+  createdOrder = -1;
   done = false;
 
   constructor(
@@ -87,6 +89,14 @@ export class EtcdClient implements NodeProgram {
   private streamId = 0;
   private streamNode = -1;
   private readonly watches: ClientWatch[] = [];
+  /**
+   * A stream-wide progress notification answers a progress request; it speaks only for
+   * the watches whose creation was confirmed before that request went out (a created
+   * response can overtake notifications queued earlier). Per request, in order: how many
+   * creations were confirmed when it was sent.
+   */
+  private progressAsked: number[] = [];
+  private createdCount = 0;
   private leaseCounter = 0;
 
   constructor(
@@ -411,8 +421,10 @@ export class EtcdClient implements NodeProgram {
 
   /** Asks the current member for a progress notification on this client's stream. */
   requestProgress(): void {
-    if (this.streamNode === this.node && this.node >= 0)
-      this.send(this.node, { kind: "watch-progress", streamId: this.streamId });
+    if (this.streamNode !== this.node || this.node < 0) return;
+    this.progressAsked.push(this.createdCount);
+    if (this.progressAsked.length > 64) this.progressAsked.shift();
+    this.send(this.node, { kind: "watch-progress", streamId: this.streamId });
   }
 
   cancelWatch(w: ClientWatch): void {
@@ -438,6 +450,8 @@ export class EtcdClient implements NodeProgram {
     if (this.streamNode >= 0) this.send(this.streamNode, { kind: "watch-close", streamId: this.streamId });
     this.streamId++;
     this.streamNode = this.node;
+    this.progressAsked = [];
+    this.createdCount = 0;
   }
 
   private createWatch(w: ClientWatch): void {
@@ -477,6 +491,7 @@ export class EtcdClient implements NodeProgram {
         return;
       }
       w.watchId = m.watchId;
+      w.createdOrder = this.createdCount++;
       this.cfg.recorder.watchResponse(w.record, {
         member: m.member,
         revision: m.revision,
@@ -488,9 +503,11 @@ export class EtcdClient implements NodeProgram {
       return;
     }
     if (m.watchId === -1) {
-      // a requested progress notification: it speaks for every watch on the stream
+      // a requested progress notification, for the watches created before the request
       if (!m.progressNotify) return;
-      for (const w of [...this.watches]) if (w.watchId >= 0) this.watchProgress(w, m);
+      const asked = this.progressAsked.shift() ?? 0;
+      for (const w of [...this.watches])
+        if (w.watchId >= 0 && w.createdOrder < asked) this.watchProgress(w, m);
       return;
     }
     const w = this.watches.find((x) => x.watchId === m.watchId);

@@ -350,7 +350,13 @@ export class EtcdServer implements NodeProgram, RaftApp {
   private publish(): void {
     if (this.serving || this.removed) return;
     this.publishId = this.nextRequestId();
-    this.raft.propose(encode({ id: this.publishId, origin: this.cfg.memberId, op: { type: "publish", memberId: this.cfg.memberId } } satisfies InternalRequest));
+    this.raft.propose(
+      encode({
+        id: this.publishId,
+        origin: this.cfg.memberId,
+        op: { type: "publish", memberId: this.cfg.memberId },
+      } satisfies InternalRequest),
+    );
     this.ctx.setTimer(PUBLISH_RETRY_US, "publish.retry", () => this.publish());
   }
 
@@ -389,11 +395,28 @@ export class EtcdServer implements NodeProgram, RaftApp {
     const m = msg as ClientMessage | PeerMessage;
     if (!this.serving && m.kind !== "lease-fwd" && m.kind !== "lease-fwd-resp") {
       // etcd opens its client port only once published: the connection is refused
-      if (m.kind === "kv") this.reply(from, { kind: "kv-resp", reqId: m.reqId, response: Errors.connectionRefused, member: this.ctx.name });
+      if (m.kind === "kv")
+        this.reply(from, {
+          kind: "kv-resp",
+          reqId: m.reqId,
+          response: Errors.connectionRefused,
+          member: this.ctx.name,
+        });
       else if (m.kind === "lease-keepalive" || m.kind === "lease-ttl")
-        this.reply(from, { kind: "lease-resp", reqId: m.reqId, ttlS: 0, error: Errors.connectionRefused, member: this.ctx.name });
+        this.reply(from, {
+          kind: "lease-resp",
+          reqId: m.reqId,
+          ttlS: 0,
+          error: Errors.connectionRefused,
+          member: this.ctx.name,
+        });
       else if (m.kind === "maintenance")
-        this.reply(from, { kind: "maintenance-resp", reqId: m.reqId, result: Errors.connectionRefused, member: this.ctx.name });
+        this.reply(from, {
+          kind: "maintenance-resp",
+          reqId: m.reqId,
+          result: Errors.connectionRefused,
+          member: this.ctx.name,
+        });
       return;
     }
     switch (m.kind) {
@@ -513,7 +536,13 @@ export class EtcdServer implements NodeProgram, RaftApp {
   }
 
   /** Proposes a write; the waiter answers when this member applies it (or times out). */
-  private propose(op: KvRequest, client: number, reqId: number, kind: "kv" | "maintenance", callId?: number): void {
+  private propose(
+    op: KvRequest,
+    client: number,
+    reqId: number,
+    kind: "kv" | "maintenance",
+    callId?: number,
+  ): void {
     const id = this.nextRequestId();
     const timer = this.ctx.setTimer(this.cfg.requestTimeoutUs, "request.timeout", () => {
       this.waits.delete(id);
@@ -526,7 +555,12 @@ export class EtcdServer implements NodeProgram, RaftApp {
       );
     });
     this.waits.set(id, { client, reqId, timer, kind });
-    const entry: InternalRequest = { id, origin: this.cfg.memberId, op, ...(callId !== undefined ? { callId } : {}) };
+    const entry: InternalRequest = {
+      id,
+      origin: this.cfg.memberId,
+      op,
+      ...(callId !== undefined ? { callId } : {}),
+    };
     if (!this.raft.propose(encode(entry))) {
       // etcd returns raft's ErrProposalDropped at once (v3_server.go)
       this.waits.delete(id);
@@ -650,12 +684,20 @@ export class EtcdServer implements NodeProgram, RaftApp {
     return encode({ members: [...this.members].map(([id, m]) => [id, m.learner]) });
   }
 
+  /**
+   * etcd's createMergedSnapshotMessage: the snapshot a follower gets is the leader's state
+   * as applied now (the whole db, the applied index and term, the current membership),
+   * not raft's stored snapshot, which may predate the conf change that added the
+   * follower: it would refuse that one (etcd #13741).
+   */
   decorateSnapshot(m: Message): Message {
-    const snap = m.snapshot;
-    if (!snap) return m;
+    if (!m.snapshot) return m;
     this.backend.commit();
-    const payload: SnapshotPayload = { raft: snap.data, db: this.backend.snapshot() };
-    return { ...m, snapshot: { metadata: snap.metadata, data: encode(payload) } };
+    const index = this.applied;
+    const term = this.raft.raw.raft.raftLog.term(index);
+    const confState = this.raft.raw.raft.trk.confState();
+    const payload: SnapshotPayload = { raft: this.snapshotData(), db: this.backend.snapshot() };
+    return { ...m, snapshot: { metadata: { index, term, confState }, data: encode(payload) } };
   }
 
   onFatal(): void {}
@@ -1021,7 +1063,9 @@ export class EtcdServer implements NodeProgram, RaftApp {
 
   private handleLease(client: number, reqId: number, id: number, op: "keepalive" | "ttl"): void {
     if (this.raft.isLeader && this.lessor.primary) {
-      this.primaryAnswer(id, op, (answer) => this.reply(client, { kind: "lease-resp", reqId, ...answer, member: this.ctx.name }));
+      this.primaryAnswer(id, op, (answer) =>
+        this.reply(client, { kind: "lease-resp", reqId, ...answer, member: this.ctx.name }),
+      );
       return;
     }
     const to = this.lead === 0 ? -1 : this.cfg.route(this.lead);
@@ -1086,7 +1130,9 @@ export class EtcdServer implements NodeProgram, RaftApp {
       answer(this.leaseAnswer(id, op));
       return;
     }
-    this.ensureLeadership((ok) => answer(ok ? this.leaseAnswer(id, op) : { ttlS: 0, error: Errors.notPrimary }));
+    this.ensureLeadership((ok) =>
+      answer(ok ? this.leaseAnswer(id, op) : { ttlS: 0, error: Errors.notPrimary }),
+    );
   }
 
   private leaseAnswer(
@@ -1151,7 +1197,12 @@ export class EtcdServer implements NodeProgram, RaftApp {
     this.raft.readIndex(ctx);
   }
 
-  private readonly leadershipChecks: { ctx: string; term: number; fn: (ok: boolean) => void; timer: TimerHandle | null }[] = [];
+  private readonly leadershipChecks: {
+    ctx: string;
+    term: number;
+    fn: (ok: boolean) => void;
+    timer: TimerHandle | null;
+  }[] = [];
 
   private resolveLeadershipChecks(states: readonly ReadState[]): void {
     for (const c of [...this.leadershipChecks]) {
@@ -1169,10 +1220,13 @@ export class EtcdServer implements NodeProgram, RaftApp {
 
   private proposeCheckpoints(checkpoints: { id: number; remainingS: number }[]): void {
     this.raft.propose(
-      encode({ id: this.nextRequestId(), origin: this.cfg.memberId, op: { type: "lease-checkpoint", checkpoints } } satisfies InternalRequest),
+      encode({
+        id: this.nextRequestId(),
+        origin: this.cfg.memberId,
+        op: { type: "lease-checkpoint", checkpoints },
+      } satisfies InternalRequest),
     );
   }
-
 
   // ---- watch ------------------------------------------------------------------------------------
 

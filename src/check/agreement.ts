@@ -6,7 +6,7 @@
 //   twice (#14685), or applied a txn differently (#18667), parts from the others at
 //   that entry, even if a later snapshot papers over it.
 import type { MemberRecord } from "../../models/etcd/cluster.js";
-import { type MemberEnd, type Violation, secs } from "./artifacts.js";
+import { type MemberEnd, secs, type Violation } from "./artifacts.js";
 import { describeRequest } from "./etcd.js";
 
 export function checkAgreement(members: readonly MemberRecord[], end: readonly MemberEnd[]): Violation[] {
@@ -23,7 +23,10 @@ export function checkAgreement(members: readonly MemberRecord[], end: readonly M
       members: up.map((m) => m.name),
     });
   // per log entry: the revision each member life reached with it
-  const byIndex = new Map<number, { life: MemberRecord; revision: number; requestId: string; atUs: number }[]>();
+  const byIndex = new Map<
+    number,
+    { life: MemberRecord; revision: number; requestId: string; atUs: number }[]
+  >();
   for (const life of members)
     for (const a of life.applied) {
       let list = byIndex.get(a.index);
@@ -32,7 +35,12 @@ export function checkAgreement(members: readonly MemberRecord[], end: readonly M
     }
   const parted = new Set<MemberRecord>();
   for (const index of [...byIndex.keys()].sort((a, b) => a - b)) {
-    const list = byIndex.get(index) as { life: MemberRecord; revision: number; requestId: string; atUs: number }[];
+    const list = byIndex.get(index) as {
+      life: MemberRecord;
+      revision: number;
+      requestId: string;
+      atUs: number;
+    }[];
     const sameRequest = list.filter((x) => x.requestId === (list[0] as (typeof list)[number]).requestId);
     if (sameRequest.length < 2) continue;
     // the revision most lives reached (a tie goes to the lower: the one not inflated)

@@ -1,7 +1,7 @@
 // durability: every write a client saw acknowledged is in the reference history, the
 // requests the cluster kept (#14370: an answer before the WAL fsync, then a crash).
 import { type History, isWriteRequest } from "../../models/client/history.js";
-import { type Violation, secs } from "./artifacts.js";
+import { secs, type Violation } from "./artifacts.js";
 import { describeRequest } from "./etcd.js";
 import type { Reference } from "./reference.js";
 

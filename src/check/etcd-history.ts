@@ -16,7 +16,14 @@
 // Either way the verdict is the full search's: a test compares them on random histories.
 import type { History, KeyValue, KvRequest, Operation, TxnOp } from "../../models/client/history.js";
 import { isIndefinite } from "../../models/etcd/errors.js";
-import { describeOutput, describeRequest, type EtcdOutput, type EtcdState, etcdModel, INITIAL_ETCD_STATE } from "./etcd.js";
+import {
+  describeOutput,
+  describeRequest,
+  type EtcdOutput,
+  type EtcdState,
+  etcdModel,
+  INITIAL_ETCD_STATE,
+} from "./etcd.js";
 import {
   type CheckOp,
   type CheckOptions,

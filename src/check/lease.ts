@@ -7,13 +7,19 @@
 //   TTL, a leader change (which restarts TTLs, #9888) and the expiry loop's retry had
 //   time to pass after the last keep-alive or the heal, whichever came later.
 import type { History, KeepAliveRecord } from "../../models/client/history.js";
-import { type RunParams, type Violation, secs } from "./artifacts.js";
+import { type RunParams, secs, type Violation } from "./artifacts.js";
 import type { Reference } from "./reference.js";
 
 /** The expiry loop's period and retry (server/lease: 500 ms checks, 3 s before offering again). */
 const EXPIRY_SLACK_US = 5_000_000;
 
-export function checkLeases(history: History, ref: Reference, params: RunParams, endUs: number, healedUs: number | null): Violation[] {
+export function checkLeases(
+  history: History,
+  ref: Reference,
+  params: RunParams,
+  endUs: number,
+  healedUs: number | null,
+): Violation[] {
   const out: Violation[] = [];
   const keepAlives = new Map<number, KeepAliveRecord[]>();
   for (const k of history.keepAlives ?? []) {
@@ -27,7 +33,8 @@ export function checkLeases(history: History, ref: Reference, params: RunParams,
   const revoked = new Set<number>();
   for (const e of ref.entries) {
     const r = e.memberResponse;
-    if (e.request.type === "lease-grant" && r.type === "lease-grant") granted.set(e.request.id, { ttlS: r.ttlS, atUs: e.appliedUs });
+    if (e.request.type === "lease-grant" && r.type === "lease-grant")
+      granted.set(e.request.id, { ttlS: r.ttlS, atUs: e.appliedUs });
     if (e.request.type !== "lease-revoke" || e.response.type === "error") continue;
     const id = e.request.id;
     revoked.add(id);
@@ -35,7 +42,10 @@ export function checkLeases(history: History, ref: Reference, params: RunParams,
     const ttlS = granted.get(id)?.ttlS ?? 0;
     // the latest renewal sent before the revoke took effect
     const renewals = (keepAlives.get(id) ?? []).filter((k) => k.callUs <= e.appliedUs);
-    const last = renewals.reduce<KeepAliveRecord | null>((a, k) => (a === null || k.callUs > a.callUs ? k : a), null);
+    const last = renewals.reduce<KeepAliveRecord | null>(
+      (a, k) => (a === null || k.callUs > a.callUs ? k : a),
+      null,
+    );
     if (!last) continue;
     const earliestUs = last.callUs + (last.ttlS * 1e6) / fast;
     if (e.appliedUs < earliestUs)

@@ -10,7 +10,7 @@
 // Two holders can still overlap in real time (a pause past the lease TTL: Jepsen 2020);
 // that is reported as an observation, not a violation: etcd locks need fencing.
 import type { History, LockRecord } from "../../models/client/history.js";
-import { type Violation, secs } from "./artifacts.js";
+import { secs, type Violation } from "./artifacts.js";
 import type { Reference } from "./reference.js";
 
 export interface Observation {
@@ -22,7 +22,11 @@ function prefixEnd(p: string): string {
   return p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1);
 }
 
-export function checkLocks(history: History, ref: Reference, endUs: number): { violations: Violation[]; observations: Observation[] } {
+export function checkLocks(
+  history: History,
+  ref: Reference,
+  endUs: number,
+): { violations: Violation[]; observations: Observation[] } {
   const violations: Violation[] = [];
   const observations: Observation[] = [];
   const records = history.locks ?? [];
@@ -94,7 +98,9 @@ export function checkLocks(history: History, ref: Reference, endUs: number): { v
     const base = ref.stateAt(start - 1);
     if (!base) continue;
     const live = new Map<string, number>();
-    for (const k of base.keys) if (k.startsWith(w.request.key)) live.set(k, (base.kvs.get(k) as { createRevision: number }).createRevision);
+    for (const k of base.keys)
+      if (k.startsWith(w.request.key))
+        live.set(k, (base.kvs.get(k) as { createRevision: number }).createRevision);
     let leader = Number.NEGATIVE_INFINITY;
     for (const resp of w.responses) {
       for (const e of resp.events) {

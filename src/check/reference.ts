@@ -5,7 +5,14 @@
 //
 // An index applied with two different requests (a log entry lost and replaced: #14370)
 // counts with the request applied last: that is what the cluster kept.
-import type { ErrorResponse, KeyValue, KvRequest, KvResponse, TxnOp, WatchEvent } from "../../models/client/history.js";
+import type {
+  ErrorResponse,
+  KeyValue,
+  KvRequest,
+  KvResponse,
+  TxnOp,
+  WatchEvent,
+} from "../../models/client/history.js";
 import type { MemberRecord } from "../../models/etcd/cluster.js";
 import { applyRequest, type EtcdState, INITIAL_ETCD_STATE, inRange, keyValueAt } from "./etcd.js";
 
@@ -50,7 +57,8 @@ export class Reference {
       for (const rec of m.applied) {
         const seen = latest.get(rec.index);
         if (!seen) latest.set(rec.index, { rec, firstUs: rec.atUs });
-        else if (seen.rec.requestId !== rec.requestId && rec.atUs >= seen.rec.atUs) latest.set(rec.index, { rec, firstUs: rec.atUs });
+        else if (seen.rec.requestId !== rec.requestId && rec.atUs >= seen.rec.atUs)
+          latest.set(rec.index, { rec, firstUs: rec.atUs });
         else if (seen.rec.requestId === rec.requestId && rec.atUs < seen.firstUs) seen.firstUs = rec.atUs;
       }
     }
@@ -143,7 +151,12 @@ function tombstone(key: string, revision: number): KeyValue {
 }
 
 /** The watch events a committed request produced, in etcd's order. */
-function eventsOf(req: KvRequest, response: KvResponse | ErrorResponse, before: EtcdState, after: EtcdState): WatchEvent[] {
+function eventsOf(
+  req: KvRequest,
+  response: KvResponse | ErrorResponse,
+  before: EtcdState,
+  after: EtcdState,
+): WatchEvent[] {
   const rev = after.revision;
   const out: WatchEvent[] = [];
   const withPrev = (e: { type: "PUT" | "DELETE"; kv: KeyValue }, key: string): WatchEvent => {
@@ -151,10 +164,12 @@ function eventsOf(req: KvRequest, response: KvResponse | ErrorResponse, before: 
     return prev ? { ...e, prevKv: prev } : e;
   };
   const op = (o: TxnOp | KvRequest) => {
-    if (o.type === "put") out.push(withPrev({ type: "PUT", kv: keyValueAt(after, o.key) as KeyValue }, o.key));
+    if (o.type === "put")
+      out.push(withPrev({ type: "PUT", kv: keyValueAt(after, o.key) as KeyValue }, o.key));
     else if (o.type === "delete") {
       for (const k of before.keys)
-        if (inRange(k, o.key, o.rangeEnd) && !after.kvs.has(k)) out.push(withPrev({ type: "DELETE", kv: tombstone(k, rev) }, k));
+        if (inRange(k, o.key, o.rangeEnd) && !after.kvs.has(k))
+          out.push(withPrev({ type: "DELETE", kv: tombstone(k, rev) }, k));
     }
   };
   switch (req.type) {
@@ -166,7 +181,8 @@ function eventsOf(req: KvRequest, response: KvResponse | ErrorResponse, before: 
       if (response.type === "txn") for (const o of response.succeeded ? req.success : req.failure) op(o);
       break;
     case "lease-revoke":
-      for (const k of before.keys) if (!after.kvs.has(k)) out.push(withPrev({ type: "DELETE", kv: tombstone(k, rev) }, k));
+      for (const k of before.keys)
+        if (!after.kvs.has(k)) out.push(withPrev({ type: "DELETE", kv: tombstone(k, rev) }, k));
       break;
   }
   return out;

@@ -4,7 +4,7 @@
 // reads are exempt (stale-read judges them), but what they returned still counts as
 // returned.
 import { type History, isWriteRequest, type Operation } from "../../models/client/history.js";
-import { type Violation, secs } from "./artifacts.js";
+import { secs, type Violation } from "./artifacts.js";
 
 function headerRevision(op: Operation): number | null {
   const r = op.response;

@@ -4,7 +4,7 @@
 // at the revision it names (the header revision, or the one asked for), and that
 // revision must exist by the time the answer came back (robustness validate: "S").
 import type { History, KeyValue, RangeResponse } from "../../models/client/history.js";
-import { type Violation, secs } from "./artifacts.js";
+import { secs, type Violation } from "./artifacts.js";
 import { applyRequest } from "./etcd.js";
 import type { Reference } from "./reference.js";
 
@@ -38,9 +38,17 @@ export function checkStaleReads(history: History, ref: Reference): Violation[] {
     const at = explicit ? (req.revision as number) : resp.revision;
     const where = `client ${op.client}'s ${req.serializable ? "serializable " : ""}read of ${JSON.stringify(req.key)}${req.rangeEnd !== undefined ? `..${JSON.stringify(req.rangeEnd)}` : ""} at ${secs(op.callUs)}${op.member ? ` on ${op.member}` : ""}`;
     const state = ref.stateAt(at);
-    const base = { checker: "stale-read", atUs: op.returnUs, operations: [op.id], ...(op.member ? { members: [op.member] } : {}) };
+    const base = {
+      checker: "stale-read",
+      atUs: op.returnUs,
+      operations: [op.id],
+      ...(op.member ? { members: [op.member] } : {}),
+    };
     if (!state || ref.reachedUs(at) > op.returnUs) {
-      out.push({ ...base, message: `${where} answered at revision ${at}, which the cluster had not reached when the answer came back` });
+      out.push({
+        ...base,
+        message: `${where} answered at revision ${at}, which the cluster had not reached when the answer came back`,
+      });
       continue;
     }
     const { revision: _r, serializable: _s, ...latest } = req;

@@ -2,10 +2,16 @@
 // again. Every checker that applies runs; one failing never hides another. Violations
 // come ordered by checker id (../shared/CLI.md).
 import type { Operation } from "../../models/client/history.js";
-import type { RunArtifacts, Violation } from "./artifacts.js";
 import { checkAgreement } from "./agreement.js";
+import type { RunArtifacts, Violation } from "./artifacts.js";
 import { checkDurability } from "./durability.js";
-import { checkEtcdOps, type EtcdCheckOp, type EtcdCheckResult, explainEtcdFailure, toCheckOps } from "./etcd-history.js";
+import {
+  checkEtcdOps,
+  type EtcdCheckOp,
+  type EtcdCheckResult,
+  explainEtcdFailure,
+  toCheckOps,
+} from "./etcd-history.js";
 import { checkLeases } from "./lease.js";
 import { checkLiveness } from "./liveness.js";
 import { checkLocks, type Observation } from "./lock.js";
@@ -20,7 +26,11 @@ export interface Validation {
   readonly verdict: RunVerdict;
   readonly violations: readonly Violation[];
   readonly observations: readonly Observation[];
-  readonly linearizability: { readonly verdict: EtcdCheckResult["verdict"]; readonly steps: number; readonly ops: number };
+  readonly linearizability: {
+    readonly verdict: EtcdCheckResult["verdict"];
+    readonly steps: number;
+    readonly ops: number;
+  };
 }
 
 export interface ValidateOptions {
@@ -34,7 +44,10 @@ export interface ValidateOptions {
  * gives it at its place in the log; one it never committed did not happen (or happened
  * after the run: the same).
  */
-export function settleByReference(artifacts: RunArtifacts, ref: Reference): { ops: EtcdCheckOp[]; sources: Operation[] } {
+export function settleByReference(
+  artifacts: RunArtifacts,
+  ref: Reference,
+): { ops: EtcdCheckOp[]; sources: Operation[] } {
   const { ops, sources } = toCheckOps(artifacts.history);
   if (!ref.tracksCalls) return { ops, sources };
   const keptOps: EtcdCheckOp[] = [];
@@ -57,9 +70,14 @@ export function validateRun(artifacts: RunArtifacts, options: ValidateOptions = 
   const history = artifacts.history;
   const violations: Violation[] = [];
   const { ops, sources } = settleByReference(artifacts, ref);
-  const lin = checkEtcdOps(ops, sources, options.budgetSteps === undefined ? {} : { budgetSteps: options.budgetSteps });
+  const lin = checkEtcdOps(
+    ops,
+    sources,
+    options.budgetSteps === undefined ? {} : { budgetSteps: options.budgetSteps },
+  );
   if (lin.verdict === "not-linearizable") {
-    const stuck = lin.failure?.stuck.map((i) => lin.sources[i]?.id).filter((id): id is number => id !== undefined) ?? [];
+    const stuck =
+      lin.failure?.stuck.map((i) => lin.sources[i]?.id).filter((id): id is number => id !== undefined) ?? [];
     violations.push({
       checker: "linearizability",
       message: `the history has no linearization: ${explainEtcdFailure(lin).join("\n")}`,
@@ -71,14 +89,22 @@ export function validateRun(artifacts: RunArtifacts, options: ValidateOptions = 
   violations.push(...checkDurability(history, ref));
   violations.push(...checkAgreement(artifacts.members, artifacts.end));
   violations.push(...checkWatches(history, ref));
-  violations.push(...checkLeases(history, ref, artifacts.params, artifacts.endUs, artifacts.liveness?.healedUs ?? null));
+  violations.push(
+    ...checkLeases(history, ref, artifacts.params, artifacts.endUs, artifacts.liveness?.healedUs ?? null),
+  );
   const locks = checkLocks(history, ref, artifacts.endUs);
   violations.push(...locks.violations);
   violations.push(...checkLiveness(artifacts.liveness));
   for (const r of artifacts.reports)
-    violations.push({ checker: r.checker, message: r.message, atUs: r.virtualUs, ...(r.node ? { members: [r.node] } : {}) });
+    violations.push({
+      checker: r.checker,
+      message: r.message,
+      atUs: r.virtualUs,
+      ...(r.node ? { members: [r.node] } : {}),
+    });
   violations.sort((a, b) => (a.checker < b.checker ? -1 : a.checker > b.checker ? 1 : 0));
-  const verdict: RunVerdict = violations.length > 0 ? "violation" : lin.verdict === "unknown" ? "unknown" : "ok";
+  const verdict: RunVerdict =
+    violations.length > 0 ? "violation" : lin.verdict === "unknown" ? "unknown" : "ok";
   return {
     verdict,
     violations,

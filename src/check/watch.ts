@@ -18,15 +18,23 @@
 // - watch.compaction: a cancellation for compaction names a revision that was compacted,
 //   above the revision the watch asked for.
 // - watch.require-leader: only watches that asked for it are cancelled for lack of a leader.
-import type { History, KeyValue, WatchEvent, WatchRecord, WatchResponse } from "../../models/client/history.js";
-import { type Violation, secs } from "./artifacts.js";
+import type {
+  History,
+  KeyValue,
+  WatchEvent,
+  WatchRecord,
+  WatchResponse,
+} from "../../models/client/history.js";
+import { secs, type Violation } from "./artifacts.js";
 import { inRange, keyValueAt } from "./etcd.js";
 import type { Reference } from "./reference.js";
 
 const NO_LEADER = "etcdserver: no leader";
 
 function describe(e: WatchEvent): string {
-  return e.type === "PUT" ? `PUT ${e.kv.key}=${JSON.stringify(e.kv.value)}@${e.kv.modRevision}` : `DELETE ${e.kv.key}@${e.kv.modRevision}`;
+  return e.type === "PUT"
+    ? `PUT ${e.kv.key}=${JSON.stringify(e.kv.value)}@${e.kv.modRevision}`
+    : `DELETE ${e.kv.key}@${e.kv.modRevision}`;
 }
 
 function sameKv(a: KeyValue | undefined, b: KeyValue | undefined): boolean {
@@ -59,7 +67,8 @@ function checkWatch(w: WatchRecord, ref: Reference, out: Violation[]): void {
   const req = w.request;
   const inKeys = (e: WatchEvent) => inRange(e.kv.key, req.key, req.rangeEnd);
   const passes = (e: WatchEvent) =>
-    !(e.type === "PUT" && req.filters?.includes("NOPUT")) && !(e.type === "DELETE" && req.filters?.includes("NODELETE"));
+    !(e.type === "PUT" && req.filters?.includes("NOPUT")) &&
+    !(e.type === "DELETE" && req.filters?.includes("NODELETE"));
   const matches = (e: WatchEvent) => inKeys(e) && passes(e);
   const flagged = new Set<string>();
   const report = (checker: string, r: WatchResponse, message: string) => {
@@ -92,7 +101,11 @@ function checkWatch(w: WatchRecord, ref: Reference, out: Violation[]): void {
     }
     if (r.canceled) {
       if (r.error === NO_LEADER && !req.requireLeader)
-        report("watch.require-leader", r, `cancelled for lack of a leader at ${secs(r.atUs)} on ${r.member}, though it did not require one`);
+        report(
+          "watch.require-leader",
+          r,
+          `cancelled for lack of a leader at ${secs(r.atUs)} on ${r.member}, though it did not require one`,
+        );
       if (r.compactRevision !== undefined) {
         compacted = true;
         const asked = pendingResume?.start ?? (lastObserved > 0 ? lastObserved + 1 : firstExpected);
@@ -108,9 +121,17 @@ function checkWatch(w: WatchRecord, ref: Reference, out: Violation[]): void {
     }
     if (r.progressNotify && r.events.length === 0) {
       if (r.revision < lastProgress)
-        report("watch.bookmarkable", r, `a progress notification at revision ${r.revision} (${secs(r.atUs)}, ${r.member}) went back from ${lastProgress}`);
+        report(
+          "watch.bookmarkable",
+          r,
+          `a progress notification at revision ${r.revision} (${secs(r.atUs)}, ${r.member}) went back from ${lastProgress}`,
+        );
       else if (r.revision < lastEventRev)
-        report("watch.bookmarkable", r, `a progress notification at revision ${r.revision} (${secs(r.atUs)}, ${r.member}) came after an event at revision ${lastEventRev}`);
+        report(
+          "watch.bookmarkable",
+          r,
+          `a progress notification at revision ${r.revision} (${secs(r.atUs)}, ${r.member}) came after an event at revision ${lastEventRev}`,
+        );
       lastProgress = Math.max(lastProgress, r.revision);
       lastObserved = Math.max(lastObserved, r.revision);
       if (firstExpected < 0) firstExpected = r.revision + 1;
@@ -119,7 +140,11 @@ function checkWatch(w: WatchRecord, ref: Reference, out: Violation[]): void {
     if (r.events.length === 0) continue;
     const first = r.events[0] as WatchEvent;
     if (prevLastRev === first.kv.modRevision)
-      report("watch.atomic", r, `revision ${prevLastRev} was split across two responses (the second at ${secs(r.atUs)}, ${r.member})`);
+      report(
+        "watch.atomic",
+        r,
+        `revision ${prevLastRev} was split across two responses (the second at ${secs(r.atUs)}, ${r.member})`,
+      );
     if (pendingResume) {
       const expected = ref.firstEventAtOrAfter(pendingResume.start, matches);
       if (expected && !sameEvent(expected, first))
@@ -133,14 +158,27 @@ function checkWatch(w: WatchRecord, ref: Reference, out: Violation[]): void {
     for (const e of r.events) {
       const rev = e.kv.modRevision;
       if (!inKeys(e) || !passes(e))
-        report("watch.filter", r, `got ${describe(e)} at ${secs(r.atUs)} from ${r.member}, outside its ${inKeys(e) ? "filters" : "key range"}`);
+        report(
+          "watch.filter",
+          r,
+          `got ${describe(e)} at ${secs(r.atUs)} from ${r.member}, outside its ${inKeys(e) ? "filters" : "key range"}`,
+        );
       if (rev < lastEventRev)
-        report("watch.ordered", r, `got ${describe(e)} at ${secs(r.atUs)} from ${r.member} after an event at revision ${lastEventRev}`);
+        report(
+          "watch.ordered",
+          r,
+          `got ${describe(e)} at ${secs(r.atUs)} from ${r.member} after an event at revision ${lastEventRev}`,
+        );
       const id = `${rev}\0${e.kv.key}`;
-      if (seenIds.has(id)) report("watch.unique", r, `got ${describe(e)} twice (again at ${secs(r.atUs)} from ${r.member})`);
+      if (seenIds.has(id))
+        report("watch.unique", r, `got ${describe(e)} twice (again at ${secs(r.atUs)} from ${r.member})`);
       seenIds.add(id);
       if (rev <= lastProgress)
-        report("watch.bookmarkable", r, `got ${describe(e)} at ${secs(r.atUs)} from ${r.member} after a progress notification at revision ${lastProgress}`);
+        report(
+          "watch.bookmarkable",
+          r,
+          `got ${describe(e)} at ${secs(r.atUs)} from ${r.member} after a progress notification at revision ${lastProgress}`,
+        );
       checkAgainstState(e, r, ref, req.prevKv ?? false, report);
       received.push(e);
       lastEventRev = Math.max(lastEventRev, rev);

@@ -4,10 +4,21 @@
 import { check } from "./check.js";
 import { Exit, type ExitCode, type Io, UsageError } from "./common.js";
 import { demo } from "./demo.js";
+import { fuzz } from "./fuzz.js";
+import { bugs, profiles } from "./lists.js";
+import { replay, run } from "./run.js";
 
 type Command = (argv: readonly string[], io: Io) => ExitCode | Promise<ExitCode>;
 
 const COMMANDS: Record<string, { readonly run: Command; readonly summary: string }> = {
+  run: { run, summary: "run one seed's scenario and check it" },
+  fuzz: { run: fuzz, summary: "run many seeds on a pool of workers; save the failing scenarios" },
+  replay: {
+    run: replay,
+    summary: "run a scenario file (or a seed) again, optionally twice to prove determinism",
+  },
+  bugs: { run: bugs, summary: "list the planted historical bugs (--bug NAME)" },
+  profiles: { run: profiles, summary: "list the profiles (--profile P) and fault cases (--case NAME)" },
   check: {
     run: check,
     summary: "check a history file for linearizability (etcd-dst, Jepsen etcd, Porcupine KV)",

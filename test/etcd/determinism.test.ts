@@ -8,7 +8,12 @@ import { runScenario } from "../../src/runner.js";
 
 function run(seed: number): { hash: string; history: string; ops: number; faults: number } {
   const r = runScenario(generateScenario(seed, "etcd"));
-  return { hash: r.traceHash, history: historyToJson(r.artifacts.history), ops: r.stats.ops, faults: r.stats.faults };
+  return {
+    hash: r.traceHash,
+    history: historyToJson(r.artifacts.history),
+    ops: r.stats.ops,
+    faults: r.stats.faults,
+  };
 }
 
 test("an etcd run under faults replays exactly from its seed", () => {

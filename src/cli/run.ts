@@ -1,0 +1,113 @@
+// `etcd-dst run --seed N [--profile P] [--case NAME] [--bug NAME]... [--json]` and
+// `etcd-dst replay FILE | --seed N [...] [--no-bugs] [--check-determinism] [--json]`.
+// A failing run's scenario is saved under .etcd-dst/found/ before anything is printed.
+import { describeRecord, firstDivergence } from "../../sim/index.js";
+import { runScenario } from "../runner.js";
+import type { Scenario } from "../scenario.js";
+import { Exit, type ExitCode, type Io, parseCount, parseFlags, parseSeed, UsageError } from "./common.js";
+import {
+  checkBugs,
+  checkCase,
+  checkProfile,
+  exitOf,
+  failedCheckers,
+  humanSummary,
+  readScenario,
+  runJson,
+  saveScenario,
+  seedScenario,
+} from "./runs.js";
+
+const FOUND_DIR = ".etcd-dst/found";
+
+const FLAGS = {
+  seed: { type: "string" },
+  profile: { type: "string" },
+  case: { type: "string" },
+  bug: { type: "string", multiple: true },
+  json: { type: "boolean" },
+  budget: { type: "string" },
+} as const;
+
+function execute(
+  sc: Scenario,
+  io: Io,
+  json: boolean,
+  budget: number | undefined,
+  extra: Record<string, unknown> = {},
+): ExitCode {
+  const r = runScenario(sc, budget === undefined ? {} : { budgetSteps: budget });
+  const checkers = failedCheckers(r.validation.violations);
+  // never lose a failure: the scenario is on disk before anything is printed
+  const file =
+    r.validation.verdict === "ok" ? null : saveScenario(FOUND_DIR, sc, checkers, r.validation.verdict);
+  if (json) {
+    io.out(JSON.stringify(runJson(r, { ...extra, ...(file ? { file } : {}) })));
+    if (r.validation.verdict !== "ok") io.err(humanSummary(r, file));
+  } else io.out(humanSummary(r, file));
+  return exitOf(r.validation.verdict);
+}
+
+export function run(argv: readonly string[], io: Io): ExitCode {
+  const { values } = parseFlags(argv, FLAGS);
+  if (values.seed === undefined) throw new UsageError("run needs --seed N");
+  const seed = parseSeed(values.seed);
+  const sc = seedScenario(seed, checkProfile(values.profile), checkCase(values.case), checkBugs(values.bug));
+  return execute(
+    sc,
+    io,
+    values.json ?? false,
+    values.budget === undefined ? undefined : parseCount(values.budget, "--budget"),
+  );
+}
+
+export function replay(argv: readonly string[], io: Io): ExitCode {
+  const { values, positionals } = parseFlags(
+    argv,
+    { ...FLAGS, "no-bugs": { type: "boolean" }, "check-determinism": { type: "boolean" } },
+    1,
+  );
+  const file = positionals[0];
+  if ((file === undefined) === (values.seed === undefined))
+    throw new UsageError("replay needs a scenario FILE or --seed N (one of them)");
+  if (values["no-bugs"] && values.bug) throw new UsageError("--bug and --no-bugs exclude each other");
+  let sc: Scenario;
+  if (file !== undefined) {
+    if (values.profile !== undefined || values.case !== undefined)
+      throw new UsageError("--profile and --case go with --seed, not a file");
+    sc = readScenario(file);
+  } else
+    sc = seedScenario(
+      parseSeed(values.seed as string),
+      checkProfile(values.profile),
+      checkCase(values.case),
+      [],
+    );
+  if (values.bug) sc = { ...sc, bugs: checkBugs(values.bug) };
+  if (values["no-bugs"]) sc = { ...sc, bugs: [] };
+  const budget = values.budget === undefined ? undefined : parseCount(values.budget, "--budget");
+  const json = values.json ?? false;
+  if (!values["check-determinism"]) return execute(sc, io, json, budget);
+  // twice, traces captured: the hashes must match
+  const opts = { captureTrace: true, ...(budget === undefined ? {} : { budgetSteps: budget }) };
+  const a = runScenario(sc, opts);
+  const b = runScenario(sc, opts);
+  if (a.traceHash === b.traceHash) {
+    if (json) io.out(JSON.stringify(runJson(a, { deterministic: true })));
+    else io.out(`${humanSummary(a, file ?? null)}\n  deterministic: both runs gave trace ${a.traceHash}`);
+    return exitOf(a.validation.verdict);
+  }
+  const d = firstDivergence(a.sim.trace.captured ?? [], b.sim.trace.captured ?? []);
+  const message = `the two runs diverged at event ${d?.index ?? "?"}: ${describeRecord(d?.a)} versus ${describeRecord(d?.b)}`;
+  if (json) {
+    const doc = runJson(a, { deterministic: false });
+    io.out(
+      JSON.stringify({
+        ...doc,
+        verdict: "violation",
+        violations: [{ checker: "determinism", message }, ...(doc.violations as unknown[])],
+      }),
+    );
+  } else io.out(`seed ${sc.seed}: violation\n  determinism: ${message}`);
+  return Exit.Violation;
+}
