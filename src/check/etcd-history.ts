@@ -548,7 +548,8 @@ function fastCheck(ops: readonly EtcdCheckOp[], budget: { left: number }): FastV
   const order: number[] = [];
   for (const u of units) {
     if (u.ops.length === 0) continue;
-    if (u.write) {
+    if (u.write || u.ops.length === 1) {
+      // a write, or a lone read: nothing to order
       const i = u.ops[0] as number;
       const op = ops[i] as EtcdCheckOp;
       if (--budget.left < 0) return { verdict: "undecided" };

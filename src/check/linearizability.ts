@@ -143,15 +143,16 @@ const NIL = -1;
  */
 class Memo<S> {
   // An open-addressing table from hash to the newest entry with it (-1: empty slot).
-  private slotHash = new Int32Array(1 << 12);
-  private slotHead = new Int32Array(1 << 12).fill(-1);
+  // (small at first: the etcd fast path runs many tiny searches; the arrays grow)
+  private slotHash = new Int32Array(1 << 6);
+  private slotHead = new Int32Array(1 << 6).fill(-1);
   private slotsUsed = 0;
-  private nextInBucket = new Int32Array(1024);
-  private frontier = new Int32Array(1024);
-  private wordsAt = new Int32Array(1024);
-  private wordsLen = new Int32Array(1024);
-  private optionalLen = new Int32Array(1024);
-  private pool = new Int32Array(4096);
+  private nextInBucket = new Int32Array(32);
+  private frontier = new Int32Array(32);
+  private wordsAt = new Int32Array(32);
+  private wordsLen = new Int32Array(32);
+  private optionalLen = new Int32Array(32);
+  private pool = new Int32Array(128);
   private poolUsed = 0;
   private readonly states: S[] = [];
   size = 0;

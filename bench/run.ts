@@ -1,0 +1,132 @@
+// npm run bench: the standard scenario, end to end. Three members, etcd traffic at about
+// 1000 requests per virtual second with watches, one fault window (a follower crashes
+// and restarts), then the heal and every checker. Prints kernel events per wall-second,
+// client operations per wall-second, the virtual-to-wall ratio, the wall time split
+// between simulating and checking, peak memory, and events per client operation.
+import { runScenario } from "../src/runner.js";
+import { type ClientPlan, SCENARIO_FORMAT, SCENARIO_VERSION, type Scenario } from "../src/scenario.js";
+
+const S = 1_000_000;
+
+function standard(seed: number): Scenario {
+  const clients: ClientPlan[] = [];
+  for (let i = 0; i < 10; i++)
+    clients.push({
+      name: `c${i + 1}`,
+      kind: "etcd",
+      endpoints: [],
+      startUs: S,
+      stopUs: 11 * S,
+      thinkUs: 6_000,
+      requestTimeoutUs: 2 * S,
+      keys: 10,
+    });
+  for (let i = 10; i < 12; i++)
+    clients.push({
+      name: `c${i + 1}`,
+      kind: "watch",
+      endpoints: [],
+      startUs: S,
+      stopUs: 11 * S,
+      thinkUs: 300_000,
+      requestTimeoutUs: 2 * S,
+      keys: 3,
+    });
+  return {
+    format: SCENARIO_FORMAT,
+    version: SCENARIO_VERSION,
+    seed,
+    profile: "etcd",
+    bugs: [],
+    cluster: {
+      members: 3,
+      tickUs: 100_000,
+      electionTicks: 10,
+      snapshotCount: 1000,
+      snapshotCatchUpEntries: 500,
+      compactionBatchLimit: 1000,
+      backendBatchIntervalUs: 100_000,
+      progressNotifyIntervalUs: 600 * S,
+      leaseCheckpointIntervalUs: 0,
+      walSegmentBytes: 64 * 1024,
+    },
+    clients,
+    faults: [{ kind: "crash", node: "@follower", mode: "lose", atUs: 4 * S, durationUs: 2 * S }],
+    timeline: { healUs: 8 * S, trafficEndUs: 11 * S, livenessBoundUs: 10 * S },
+  };
+}
+
+interface Row {
+  seeds: number;
+  verdicts: string;
+  ops: number;
+  events: number;
+  virtualMs: number;
+  wallMs: number;
+  checkMs: number;
+  opsPerSec: number;
+  eventsPerSec: number;
+  eventsPerOp: number;
+  virtualToWall: number;
+  checkShare: number;
+  peakRssMb: number;
+}
+
+function measure(seeds: number): Row {
+  let ops = 0;
+  let events = 0;
+  let virtualMs = 0;
+  let checkMs = 0;
+  const verdicts: string[] = [];
+  const t0 = performance.now();
+  let peak = 0;
+  for (let s = 1; s <= seeds; s++) {
+    const r = runScenario(standard(s));
+    ops += r.stats.ops;
+    events += r.stats.events;
+    virtualMs += r.stats.virtualMs;
+    checkMs += r.stats.checkMs;
+    verdicts.push(r.validation.verdict);
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }
+  const wallMs = performance.now() - t0;
+  const counts = new Map<string, number>();
+  for (const v of verdicts) counts.set(v, (counts.get(v) ?? 0) + 1);
+  return {
+    seeds,
+    verdicts: [...counts].map(([v, n]) => `${n} ${v}`).join(", "),
+    ops,
+    events,
+    virtualMs,
+    wallMs: Math.round(wallMs),
+    checkMs: Math.round(checkMs),
+    opsPerSec: Math.round(ops / (wallMs / 1000)),
+    eventsPerSec: Math.round(events / (wallMs / 1000)),
+    eventsPerOp: Number((events / Math.max(1, ops)).toFixed(1)),
+    virtualToWall: Number((virtualMs / wallMs).toFixed(2)),
+    checkShare: Number((checkMs / wallMs).toFixed(2)),
+    peakRssMb: Math.round(peak / 1024 / 1024),
+  };
+}
+
+const json = process.argv.includes("--json");
+measure(1); // warm-up
+const row = measure(5);
+if (json) console.log(JSON.stringify(row));
+else {
+  console.log(
+    "standard scenario: 3 members, 10 etcd clients (~1000 req/virtual s) + 2 watch clients, a follower crash, heal, all checkers",
+  );
+  console.log(`seeds                ${row.seeds} (${row.verdicts})`);
+  console.log(
+    `client operations    ${row.ops} in ${row.wallMs} ms: ${row.opsPerSec} per wall-second (goal: 25000 per core)`,
+  );
+  console.log(
+    `kernel events        ${row.events}: ${row.eventsPerSec} per wall-second, ${row.eventsPerOp} per operation`,
+  );
+  console.log(`virtual : wall       ${row.virtualToWall} (${row.virtualMs} virtual ms)`);
+  console.log(
+    `checking             ${row.checkMs} ms, ${Math.round(row.checkShare * 100)}% of the wall time`,
+  );
+  console.log(`peak memory          ${row.peakRssMb} MB resident`);
+}
