@@ -84,11 +84,14 @@ export function runSeed(job: SeedJob): SeedOutcome {
   }
 }
 
-/** Where the worker's code is: compiled JS, or TypeScript when running under tsx. */
-function workerUrl(): { url: URL; execArgv: string[] } {
+/** A worker thread: the compiled worker, or (under tsx, in tests) the TypeScript one. */
+function newWorker(): Worker {
   const here = import.meta.url;
-  if (here.endsWith(".ts")) return { url: new URL("./fuzz-worker.ts", here), execArgv: ["--import", "tsx"] };
-  return { url: new URL("./fuzz-worker.js", here), execArgv: [] };
+  if (!here.endsWith(".ts")) return new Worker(new URL("./fuzz-worker.js", here));
+  const api = import.meta.resolve("tsx/esm/api");
+  const entry = new URL("./fuzz-worker.ts", here).href;
+  const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(boot, { eval: true });
 }
 
 export interface CampaignOptions {
@@ -105,7 +108,6 @@ export function defaultJobs(): number {
 
 /** Runs the jobs on a pool of workers; resolves with every outcome, in seed order. */
 export function runCampaign(jobs: readonly SeedJob[], o: CampaignOptions): Promise<SeedOutcome[]> {
-  const { url, execArgv } = workerUrl();
   const outcomes: SeedOutcome[] = [];
   let next = 0;
   let stopped = false;
@@ -117,7 +119,7 @@ export function runCampaign(jobs: readonly SeedJob[], o: CampaignOptions): Promi
       o.onOutcome(out);
     };
     const spawn = () => {
-      const worker = new Worker(url, { execArgv });
+      const worker = newWorker();
       let job: SeedJob | null = null;
       let timer: NodeJS.Timeout | null = null;
       const take = () => {

@@ -77,6 +77,13 @@ export class ClientWatch {
   }
 }
 
+interface SubStream {
+  /** Per progress request, in order: how many creations were confirmed when it was sent. */
+  readonly asked: number[];
+  /** Creations confirmed on the stream so far. */
+  created: number;
+}
+
 export class EtcdClient implements NodeProgram {
   private endpointIdx = 0;
   /** The member node of the current connection and the incarnation it answered with. */
@@ -90,13 +97,11 @@ export class EtcdClient implements NodeProgram {
   private streamNode = -1;
   private readonly watches: ClientWatch[] = [];
   /**
-   * A stream-wide progress notification answers a progress request; it speaks only for
-   * the watches whose creation was confirmed before that request went out (a created
-   * response can overtake notifications queued earlier). Per request, in order: how many
-   * creations were confirmed when it was sent.
+   * Per open stream: a stream-wide progress notification answers a progress request and
+   * speaks only for the watches whose creation was confirmed before that request went
+   * out (a created response can overtake notifications queued earlier).
    */
-  private progressAsked: number[] = [];
-  private createdCount = 0;
+  private readonly subStreams = new Map<number, SubStream>();
   private leaseCounter = 0;
 
   constructor(
@@ -419,12 +424,19 @@ export class EtcdClient implements NodeProgram {
     return w;
   }
 
-  /** Asks the current member for a progress notification on this client's stream. */
+  /**
+   * Asks the current member for a progress notification on this client's streams.
+   * (clientv3 opens one gRPC stream per context; watches that require a leader carry
+   * that in their context, so they get a stream of their own: two per connection.)
+   */
   requestProgress(): void {
     if (this.streamNode !== this.node || this.node < 0) return;
-    this.progressAsked.push(this.createdCount);
-    if (this.progressAsked.length > 64) this.progressAsked.shift();
-    this.send(this.node, { kind: "watch-progress", streamId: this.streamId });
+    for (const sub of this.subStreams.keys()) {
+      const st = this.subStreams.get(sub) as SubStream;
+      st.asked.push(st.created);
+      if (st.asked.length > 64) st.asked.shift();
+      this.send(this.node, { kind: "watch-progress", streamId: sub });
+    }
   }
 
   cancelWatch(w: ClientWatch): void {
@@ -432,7 +444,7 @@ export class EtcdClient implements NodeProgram {
     w.done = true;
     this.dropWatch(w);
     if (w.watchId >= 0 && this.streamNode === this.node)
-      this.send(this.node, { kind: "watch-cancel", streamId: this.streamId, watchId: w.watchId });
+      this.send(this.node, { kind: "watch-cancel", streamId: this.subOf(w), watchId: w.watchId });
   }
 
   get activeWatches(): number {
@@ -444,14 +456,20 @@ export class EtcdClient implements NodeProgram {
     if (i >= 0) this.watches.splice(i, 1);
   }
 
-  /** The stream on the current connection, opened on first use. */
+  /** The gRPC stream of a watch on the current connection. */
+  private subOf(w: ClientWatch): number {
+    return this.streamId * 2 + (w.request.requireLeader ? 1 : 0);
+  }
+
+  /** The streams on the current connection, opened on first use. */
   private ensureStream(): void {
     if (this.streamNode === this.node) return;
-    if (this.streamNode >= 0) this.send(this.streamNode, { kind: "watch-close", streamId: this.streamId });
+    if (this.streamNode >= 0)
+      for (const sub of this.subStreams.keys())
+        this.send(this.streamNode, { kind: "watch-close", streamId: sub });
     this.streamId++;
     this.streamNode = this.node;
-    this.progressAsked = [];
-    this.createdCount = 0;
+    this.subStreams.clear();
   }
 
   private createWatch(w: ClientWatch): void {
@@ -460,9 +478,11 @@ export class EtcdClient implements NodeProgram {
     w.watchId = -1;
     w.createReqId = this.nextId();
     const r = w.request;
+    const sub = this.subOf(w);
+    if (!this.subStreams.has(sub)) this.subStreams.set(sub, { asked: [], created: 0 });
     this.send(this.node, {
       kind: "watch-create",
-      streamId: this.streamId,
+      streamId: sub,
       reqId: w.createReqId,
       requireLeader: r.requireLeader ?? false,
       request: {
@@ -482,7 +502,8 @@ export class EtcdClient implements NodeProgram {
   }
 
   private onWatchMessage(m: WatchMessage): void {
-    if (m.streamId !== this.streamId || this.streamNode < 0) return;
+    const st = this.subStreams.get(m.streamId);
+    if (!st || this.streamNode < 0) return;
     if (m.created || (m.canceled && m.reqId !== undefined)) {
       const w = this.watches.find((x) => x.createReqId === m.reqId);
       if (!w) return;
@@ -491,7 +512,7 @@ export class EtcdClient implements NodeProgram {
         return;
       }
       w.watchId = m.watchId;
-      w.createdOrder = this.createdCount++;
+      w.createdOrder = st.created++;
       this.cfg.recorder.watchResponse(w.record, {
         member: m.member,
         revision: m.revision,
@@ -505,12 +526,13 @@ export class EtcdClient implements NodeProgram {
     if (m.watchId === -1) {
       // a requested progress notification, for the watches created before the request
       if (!m.progressNotify) return;
-      const asked = this.progressAsked.shift() ?? 0;
+      const asked = st.asked.shift() ?? 0;
       for (const w of [...this.watches])
-        if (w.watchId >= 0 && w.createdOrder < asked) this.watchProgress(w, m);
+        if (w.watchId >= 0 && this.subOf(w) === m.streamId && w.createdOrder < asked)
+          this.watchProgress(w, m);
       return;
     }
-    const w = this.watches.find((x) => x.watchId === m.watchId);
+    const w = this.watches.find((x) => x.watchId === m.watchId && this.subOf(x) === m.streamId);
     if (!w) return;
     if (m.canceled) {
       this.watchCanceled(w, m);

@@ -1,8 +1,10 @@
-// `etcd-dst bugs [--json]` and `etcd-dst profiles [--json]`.
+// `etcd-dst bugs [--json]`, `etcd-dst profiles [--json]`, and `etcd-dst scenario`.
 import { BUGS } from "../../models/bugs.js";
 import { CASES } from "../cases.js";
 import { profileList } from "../profiles.js";
-import { Exit, type ExitCode, type Io, parseFlags } from "./common.js";
+import { scenarioToJson } from "../scenario.js";
+import { Exit, type ExitCode, type Io, parseFlags, parseSeed, UsageError } from "./common.js";
+import { checkBugs, checkCase, checkProfile, seedScenario } from "./runs.js";
 
 export function bugs(argv: readonly string[], io: Io): ExitCode {
   const { values } = parseFlags(argv, { json: { type: "boolean" } });
@@ -42,5 +44,24 @@ export function profiles(argv: readonly string[], io: Io): ExitCode {
   for (const p of profileList()) io.out(`  ${p.name.padEnd(12)} ${p.summary}`);
   io.out("fault cases (--case), the etcd functional tester's:");
   for (const c of CASES) io.out(`  ${c.name}: ${c.summary}`);
+  return Exit.Ok;
+}
+
+/** `etcd-dst scenario --seed N [--profile P] [--case NAME] [--bug NAME]...`: the scenario file of a seed. */
+export function scenario(argv: readonly string[], io: Io): ExitCode {
+  const { values } = parseFlags(argv, {
+    seed: { type: "string" },
+    profile: { type: "string" },
+    case: { type: "string" },
+    bug: { type: "string", multiple: true },
+  });
+  if (values.seed === undefined) throw new UsageError("scenario needs --seed N");
+  const sc = seedScenario(
+    parseSeed(values.seed),
+    checkProfile(values.profile),
+    checkCase(values.case),
+    checkBugs(values.bug),
+  );
+  io.out(scenarioToJson(sc));
   return Exit.Ok;
 }

@@ -5,7 +5,7 @@ import { check } from "./check.js";
 import { Exit, type ExitCode, type Io, UsageError } from "./common.js";
 import { demo } from "./demo.js";
 import { fuzz } from "./fuzz.js";
-import { bugs, profiles } from "./lists.js";
+import { bugs, profiles, scenario } from "./lists.js";
 import { replay, run } from "./run.js";
 
 type Command = (argv: readonly string[], io: Io) => ExitCode | Promise<ExitCode>;
@@ -19,6 +19,7 @@ const COMMANDS: Record<string, { readonly run: Command; readonly summary: string
   },
   bugs: { run: bugs, summary: "list the planted historical bugs (--bug NAME)" },
   profiles: { run: profiles, summary: "list the profiles (--profile P) and fault cases (--case NAME)" },
+  scenario: { run: scenario, summary: "print the scenario file of a seed (to edit, keep, or replay)" },
   check: {
     run: check,
     summary: "check a history file for linearizability (etcd-dst, Jepsen etcd, Porcupine KV)",

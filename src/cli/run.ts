@@ -18,9 +18,8 @@ import {
   seedScenario,
 } from "./runs.js";
 
-const FOUND_DIR = ".etcd-dst/found";
-
 const FLAGS = {
+  out: { type: "string" },
   seed: { type: "string" },
   profile: { type: "string" },
   case: { type: "string" },
@@ -34,15 +33,17 @@ function execute(
   io: Io,
   json: boolean,
   budget: number | undefined,
-  extra: Record<string, unknown> = {},
+  outDir: string | undefined,
 ): ExitCode {
   const r = runScenario(sc, budget === undefined ? {} : { budgetSteps: budget });
   const checkers = failedCheckers(r.validation.violations);
   // never lose a failure: the scenario is on disk before anything is printed
   const file =
-    r.validation.verdict === "ok" ? null : saveScenario(FOUND_DIR, sc, checkers, r.validation.verdict);
+    r.validation.verdict === "ok"
+      ? null
+      : saveScenario(outDir ?? ".etcd-dst/found", sc, checkers, r.validation.verdict);
   if (json) {
-    io.out(JSON.stringify(runJson(r, { ...extra, ...(file ? { file } : {}) })));
+    io.out(JSON.stringify(runJson(r, file ? { file } : {})));
     if (r.validation.verdict !== "ok") io.err(humanSummary(r, file));
   } else io.out(humanSummary(r, file));
   return exitOf(r.validation.verdict);
@@ -53,12 +54,8 @@ export function run(argv: readonly string[], io: Io): ExitCode {
   if (values.seed === undefined) throw new UsageError("run needs --seed N");
   const seed = parseSeed(values.seed);
   const sc = seedScenario(seed, checkProfile(values.profile), checkCase(values.case), checkBugs(values.bug));
-  return execute(
-    sc,
-    io,
-    values.json ?? false,
-    values.budget === undefined ? undefined : parseCount(values.budget, "--budget"),
-  );
+  const budget = values.budget === undefined ? undefined : parseCount(values.budget, "--budget");
+  return execute(sc, io, values.json ?? false, budget, values.out);
 }
 
 export function replay(argv: readonly string[], io: Io): ExitCode {
@@ -87,7 +84,7 @@ export function replay(argv: readonly string[], io: Io): ExitCode {
   if (values["no-bugs"]) sc = { ...sc, bugs: [] };
   const budget = values.budget === undefined ? undefined : parseCount(values.budget, "--budget");
   const json = values.json ?? false;
-  if (!values["check-determinism"]) return execute(sc, io, json, budget);
+  if (!values["check-determinism"]) return execute(sc, io, json, budget, values.out);
   // twice, traces captured: the hashes must match
   const opts = { captureTrace: true, ...(budget === undefined ? {} : { budgetSteps: budget }) };
   const a = runScenario(sc, opts);

@@ -1,0 +1,151 @@
+// `etcd-dst run`, `replay`, `fuzz`, `bugs`, `profiles` and `scenario`: JSON documents as
+// the contract gives them, exit codes, and one clear line for bad input.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { BUG_NAMES } from "../../models/bugs.js";
+import { cli, scratchDir } from "./io.js";
+
+test("run --json: one document with the contract's fields; the same seed gives the same trace", async () => {
+  const a = await cli("run", "--seed", "3", "--profile", "single-node", "--json");
+  assert.is(a.code, 0, a.err);
+  const doc = JSON.parse(a.out);
+  assert.equal(Object.keys(doc).sort(), [
+    "bugs",
+    "profile",
+    "seed",
+    "stats",
+    "traceHash",
+    "verdict",
+    "violations",
+  ]);
+  assert.is(doc.seed, 3);
+  assert.is(doc.profile, "single-node");
+  assert.is(doc.verdict, "ok");
+  assert.equal(doc.violations, []);
+  assert.match(doc.traceHash, /^[0-9a-f]{16}$/);
+  for (const k of ["events", "virtualMs", "wallMs", "ops", "faults", "leaderChanges", "unavailableMs"])
+    assert.type(doc.stats[k], "number", k);
+  const b = JSON.parse((await cli("run", "--seed", "3", "--profile", "single-node", "--json")).out);
+  assert.is(b.traceHash, doc.traceHash);
+  const human = await cli("run", "--seed", "3", "--profile", "single-node");
+  assert.match(human.out, /seed 3 \(single-node\): ok/);
+});
+
+test("bad input exits 2 with one line naming the problem", async () => {
+  for (const [argv, pattern] of [
+    [["run"], /needs --seed/],
+    [["run", "--seed", "-4"], /--seed/],
+    [["run", "--seed", "4x"], /decimal integer/],
+    [["run", "--seed", "1", "--profile", "nope"], /unknown profile 'nope' \(known: etcd, kubernetes/],
+    [["run", "--seed", "1", "--bug", "nope"], /unknown bug 'nope' \(known: .*vote-granted-before-persist/],
+    [["run", "--seed", "1", "--case", "NOPE"], /unknown case 'NOPE'/],
+    [["replay", "/nonexistent.json"], /cannot read/],
+    [["fuzz", "--shard", "3/2"], /--shard must be I\/N/],
+    [["fuzz", "--seed-timeout", "10"], /duration with a unit/],
+  ] as const) {
+    const r = await cli(...argv);
+    assert.is(r.code, 2, argv.join(" "));
+    assert.match(r.err, pattern);
+    assert.is(r.err.trim().split("\n").length, 1, "one line");
+  }
+  const dir = scratchDir();
+  const bad = join(dir, "bad.json");
+  writeFileSync(bad, JSON.stringify({ format: "etcd-dst-scenario", version: 1, seed: 1 }));
+  const r = await cli("replay", bad);
+  assert.is(r.code, 2);
+  assert.match(r.err, /bad\.json: "profile" must be a string/);
+});
+
+test("scenario prints a file that replay runs to the same trace, twice over with --check-determinism", async () => {
+  const dir = scratchDir();
+  const s = await cli("scenario", "--seed", "5", "--profile", "single-node");
+  assert.is(s.code, 0);
+  const file = join(dir, "s.json");
+  writeFileSync(file, s.out);
+  const viaSeed = JSON.parse((await cli("run", "--seed", "5", "--profile", "single-node", "--json")).out);
+  const viaFile = await cli("replay", file, "--check-determinism", "--json");
+  assert.is(viaFile.code, 0, viaFile.err);
+  const doc = JSON.parse(viaFile.out);
+  assert.is(doc.traceHash, viaSeed.traceHash);
+  assert.is(doc.deterministic, true);
+  // --bug replaces the file's bugs; the scenario stays the same
+  const withBug = JSON.parse(
+    (await cli("replay", file, "--bug", "single-node-ack-before-fsync", "--json")).out,
+  );
+  assert.equal(withBug.bugs, ["single-node-ack-before-fsync"]);
+  assert.is(JSON.parse(readFileSync(file, "utf8")).seed, 5);
+});
+
+test("fuzz --json: the campaign document; shards split the seeds", async () => {
+  const dir = scratchDir();
+  const r = await cli(
+    "fuzz",
+    "--seeds",
+    "4",
+    "--from",
+    "10",
+    "--jobs",
+    "2",
+    "--profile",
+    "single-node",
+    "--out",
+    dir,
+    "--json",
+  );
+  assert.is(r.code, 0, r.err);
+  const doc = JSON.parse(r.out);
+  for (const k of [
+    "seeds",
+    "from",
+    "profile",
+    "bugs",
+    "failures",
+    "unknown",
+    "timeouts",
+    "crashed",
+    "wallMs",
+    "virtualMs",
+    "events",
+    "ops",
+  ])
+    assert.ok(k in doc, k);
+  assert.is(doc.seeds, 4);
+  assert.is(doc.from, 10);
+  assert.equal(doc.failures, []);
+  assert.ok(doc.ops > 100);
+  const shard = JSON.parse(
+    (
+      await cli(
+        "fuzz",
+        "--seeds",
+        "4",
+        "--from",
+        "10",
+        "--jobs",
+        "1",
+        "--profile",
+        "single-node",
+        "--shard",
+        "1/2",
+        "--out",
+        dir,
+        "--json",
+      )
+    ).out,
+  );
+  assert.is(shard.seeds, 2);
+});
+
+test("bugs --json lists every planted bug; profiles --json lists profiles and cases", async () => {
+  const b = JSON.parse((await cli("bugs", "--json")).out);
+  assert.equal(b.map((x: { name: string }) => x.name).sort(), [...BUG_NAMES].sort());
+  for (const x of b)
+    assert.equal(Object.keys(x).sort(), ["detectors", "etcdIssue", "name", "profile", "summary"]);
+  const p = JSON.parse((await cli("profiles", "--json")).out);
+  assert.ok(p.profiles.some((x: { name: string }) => x.name === "mixed"));
+  assert.ok(p.cases.some((x: { name: string }) => x.name === "SIGTERM_LEADER"));
+});
+
+test.run();
