@@ -82,6 +82,8 @@ interface SubStream {
   readonly asked: number[];
   /** Creations confirmed on the stream so far. */
   created: number;
+  /** The member process the stream is on, once it answered. */
+  incarnation: number | null;
 }
 
 export class EtcdClient implements NodeProgram {
@@ -95,6 +97,10 @@ export class EtcdClient implements NodeProgram {
   // watches: one stream on the current connection (clientv3 shares one per context)
   private streamId = 0;
   private streamNode = -1;
+  /** Connections made so far; a stream belongs to one (a reconnect opens new streams). */
+  private connGen = 0;
+  private streamGen = -1;
+  private watchRetryArmed = false;
   private readonly watches: ClientWatch[] = [];
   /**
    * Per open stream: a stream-wide progress notification answers a progress request and
@@ -134,6 +140,7 @@ export class EtcdClient implements NodeProgram {
   // ---- the connection ------------------------------------------------------------------------
 
   private connect(): void {
+    this.connGen++;
     const eps = this.cfg.endpoints();
     this.node = eps.length > 0 ? (eps[this.endpointIdx % eps.length] as number) : -1;
     this.incarnation = -1;
@@ -430,7 +437,7 @@ export class EtcdClient implements NodeProgram {
    * that in their context, so they get a stream of their own: two per connection.)
    */
   requestProgress(): void {
-    if (this.streamNode !== this.node || this.node < 0) return;
+    if (this.streamGen !== this.connGen || this.node < 0) return;
     for (const sub of this.subStreams.keys()) {
       const st = this.subStreams.get(sub) as SubStream;
       st.asked.push(st.created);
@@ -443,7 +450,7 @@ export class EtcdClient implements NodeProgram {
     if (w.done) return;
     w.done = true;
     this.dropWatch(w);
-    if (w.watchId >= 0 && this.streamNode === this.node)
+    if (w.watchId >= 0 && this.streamGen === this.connGen)
       this.send(this.node, { kind: "watch-cancel", streamId: this.subOf(w), watchId: w.watchId });
   }
 
@@ -463,12 +470,13 @@ export class EtcdClient implements NodeProgram {
 
   /** The streams on the current connection, opened on first use. */
   private ensureStream(): void {
-    if (this.streamNode === this.node) return;
+    if (this.streamGen === this.connGen) return;
     if (this.streamNode >= 0)
       for (const sub of this.subStreams.keys())
         this.send(this.streamNode, { kind: "watch-close", streamId: sub });
     this.streamId++;
     this.streamNode = this.node;
+    this.streamGen = this.connGen;
     this.subStreams.clear();
   }
 
@@ -479,7 +487,7 @@ export class EtcdClient implements NodeProgram {
     w.createReqId = this.nextId();
     const r = w.request;
     const sub = this.subOf(w);
-    if (!this.subStreams.has(sub)) this.subStreams.set(sub, { asked: [], created: 0 });
+    if (!this.subStreams.has(sub)) this.subStreams.set(sub, { asked: [], created: 0, incarnation: null });
     this.send(this.node, {
       kind: "watch-create",
       streamId: sub,
@@ -504,6 +512,14 @@ export class EtcdClient implements NodeProgram {
   private onWatchMessage(m: WatchMessage): void {
     const st = this.subStreams.get(m.streamId);
     if (!st || this.streamNode < 0) return;
+    if (m.incarnation !== undefined) {
+      if (st.incarnation === null) st.incarnation = m.incarnation;
+      else if (st.incarnation !== m.incarnation) {
+        // the member restarted under this stream: the connection is gone, its watches too
+        this.broken(this.streamNode);
+        return;
+      }
+    }
     if (m.created || (m.canceled && m.reqId !== undefined)) {
       const w = this.watches.find((x) => x.createReqId === m.reqId);
       if (!w) return;
@@ -559,6 +575,16 @@ export class EtcdClient implements NodeProgram {
     w.listener.onProgress?.(m.revision);
   }
 
+  /** One reconnect for all the watches that need one, after a short backoff. */
+  private retryWatchesSoon(): void {
+    if (this.watchRetryArmed) return;
+    this.watchRetryArmed = true;
+    this.ctx.setTimer(this.cfg.retryBackoffUs * 4, "client.watch-retry", () => {
+      this.watchRetryArmed = false;
+      if (this.watches.some((x) => x.watchId < 0)) this.switchEndpoint();
+    });
+  }
+
   private watchCanceled(w: ClientWatch, m: WatchMessage): void {
     this.cfg.recorder.watchResponse(w.record, {
       member: m.member,
@@ -568,11 +594,15 @@ export class EtcdClient implements NodeProgram {
       ...(m.compactRevision !== undefined ? { compactRevision: m.compactRevision } : {}),
       ...(m.cancelReason ? { error: m.cancelReason } : {}),
     });
-    if (m.compactRevision === undefined && m.cancelReason === Errors.noLeader.message) {
-      // a require-leader watch lost its leader: clientv3 surfaces the error and the
-      // caller (a Kubernetes reflector) watches again, on a member that has one
+    if (
+      m.compactRevision === undefined &&
+      (m.cancelReason === Errors.noLeader.message || m.cancelReason === Errors.connectionRefused.message)
+    ) {
+      // a require-leader watch lost its leader (clientv3 surfaces the error and the
+      // caller, a Kubernetes reflector, watches again), or the member does not serve yet:
+      // try again shortly, on another member if there is one
       w.watchId = -1;
-      this.switchEndpoint();
+      this.retryWatchesSoon();
       return;
     }
     w.done = true;

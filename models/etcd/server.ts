@@ -155,6 +155,11 @@ function hex16(n: number): string {
   return n.toString(16).padStart(16, "0");
 }
 
+/** Where a database received with the snapshot at `index` is saved. */
+function snapDbPath(index: number): string {
+  return `${MEMBER_DIR}/snap/${hex16(index)}.snap.db`;
+}
+
 export class EtcdServer implements NodeProgram, RaftApp {
   readonly raft: RaftNode;
   backend: Backend;
@@ -178,6 +183,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
   private readonly leaseFwds = new Map<number, { client: number; reqId: number; timer: TimerHandle }>();
   private fwdCounter = 0;
   readonly members = new Map<number, { learner: boolean }>();
+  private readonly removedMembers = new Set<number>();
   private defragging = false;
   /** Whether clients are served: after this incarnation's publish entry is applied. */
   serving = false;
@@ -237,13 +243,10 @@ export class EtcdServer implements NodeProgram, RaftApp {
     // A database received with a snapshot replaces an older one (etcd's recoverSnapshotBackend).
     const snap = this.raft.bootSnapshot;
     if (snap && snap.metadata.index > this.ci) {
-      const snapDb = `${MEMBER_DIR}/snap/${hex16(snap.metadata.index)}.snap.db`;
-      if (!ctx.disk.exists(snapDb))
-        this.refuse(`failed to find database snapshot file (${snapDb}) for snapshot ${snap.metadata.index}`);
-      ctx.disk.rename(snapDb, DB_PATH);
-      this.backend = this.openBackend();
-      this.loadConsistentIndex();
-      this.mvcc.backend = this.backend;
+      if (!this.swapInSnapshotDb(snap.metadata.index))
+        this.refuse(
+          `failed to find database snapshot file (${snapDbPath(snap.metadata.index)}) for snapshot ${snap.metadata.index}`,
+        );
     }
     this.restoreStores();
     this.restoreMembers();
@@ -285,6 +288,27 @@ export class EtcdServer implements NodeProgram, RaftApp {
     }
   }
 
+  /** Opens the db file again, and points everything that reads it at the new one. */
+  private reopenBackend(): void {
+    this.backend = this.openBackend();
+    this.mvcc.backend = this.backend;
+    this.lessor.backend = this.backend;
+  }
+
+  /**
+   * A database received with a snapshot becomes the db (etcd's recoverSnapshotBackend and
+   * applySnapshot): false when its `<index>.snap.db` is missing.
+   */
+  private swapInSnapshotDb(index: number): boolean {
+    const path = snapDbPath(index);
+    if (!this.ctx.disk.exists(path)) return false;
+    this.ctx.disk.rename(path, DB_PATH);
+    this.ctx.disk.fsyncDir(`${MEMBER_DIR}/snap`, () => {});
+    this.reopenBackend();
+    this.loadConsistentIndex();
+    return true;
+  }
+
   private loadConsistentIndex(): void {
     this.ci = (this.backend.get("meta", META_CI) as number | undefined) ?? 0;
     this.ciTerm = (this.backend.get("meta", META_TERM) as number | undefined) ?? 0;
@@ -309,6 +333,9 @@ export class EtcdServer implements NodeProgram, RaftApp {
 
   private restoreMembers(): void {
     this.members.clear();
+    this.removedMembers.clear();
+    for (const [k] of this.backend.range("members_removed", 0, Number.MAX_SAFE_INTEGER))
+      this.removedMembers.add(k as number);
     for (const [k, v] of this.backend.range("members", 0, Number.MAX_SAFE_INTEGER))
       this.members.set(k as number, v as { learner: boolean });
     if (this.members.size === 0)
@@ -417,6 +444,18 @@ export class EtcdServer implements NodeProgram, RaftApp {
           result: Errors.connectionRefused,
           member: this.ctx.name,
         });
+      else if (m.kind === "watch-create")
+        this.send(from, {
+          kind: "watch-resp",
+          streamId: m.streamId,
+          watchId: -1,
+          revision: 0,
+          events: [],
+          canceled: true,
+          cancelReason: Errors.connectionRefused.message,
+          reqId: m.reqId,
+          member: this.ctx.name,
+        });
       return;
     }
     switch (m.kind) {
@@ -476,13 +515,15 @@ export class EtcdServer implements NodeProgram, RaftApp {
    * lose its database (etcd relies on ext4 ordering there).
    */
   private receiveRaft(m: Message): void {
+    // rafthttp refuses messages from removed members
+    if (this.removedMembers.has(m.from)) return;
     if (m.type !== Msg.Snap || !m.snapshot) {
       this.raft.step(m);
       return;
     }
     const meta = m.snapshot.metadata;
     const payload = decode<SnapshotPayload>(m.snapshot.data);
-    const path = `${MEMBER_DIR}/snap/${hex16(meta.index)}.snap.db`;
+    const path = snapDbPath(meta.index);
     // a duplicate delivery may arrive while the first is being saved: each has its own temp
     const tmp = `${MEMBER_DIR}/snap/tmp${++this.snapReceipts}`;
     this.ctx.disk.create(tmp);
@@ -1004,6 +1045,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
       this.members.delete(cc.nodeId);
       this.backend.delete("members", cc.nodeId);
       this.backend.put("members_removed", cc.nodeId, true);
+      this.removedMembers.add(cc.nodeId);
     } else {
       const learner = cc.type === ConfChangeType.AddLearnerNode;
       this.members.set(cc.nodeId, { learner });
@@ -1044,19 +1086,13 @@ export class EtcdServer implements NodeProgram, RaftApp {
   private applySnapshotNow(snap: Snapshot): void {
     this.crashPoint("applyBeforeOpenSnapshot");
     const index = snap.metadata.index;
-    const path = `${MEMBER_DIR}/snap/${hex16(index)}.snap.db`;
-    if (!this.ctx.disk.exists(path)) this.panic(`failed to open snapshot backend: ${path} is missing`);
-    this.ctx.disk.rename(path, DB_PATH);
-    this.backend = this.openBackend();
-    this.loadConsistentIndex();
-    this.mvcc.backend = this.backend;
-    this.lessor.backend = this.backend;
+    if (!this.swapInSnapshotDb(index))
+      this.panic(`failed to open snapshot backend: ${snapDbPath(index)} is missing`);
     this.restoreStores();
     this.restoreMembers();
     this.backend.startTicker();
     this.watch.restore();
     this.applied = Math.max(this.applied, index);
-    this.ctx.disk.fsyncDir(`${MEMBER_DIR}/snap`, () => {});
   }
 
   // ---- leases -----------------------------------------------------------------------------------
@@ -1291,8 +1327,10 @@ export class EtcdServer implements NodeProgram, RaftApp {
     }
   }
 
+  /** On the gRPC watch stream; stamped with this process, so a client can tell a restart. */
   private send(client: number, msg: WatchMessage): void {
-    this.ctx.send(client, msg, msg.kind, msg.watchId, 0, Delivery.Stream); // the gRPC watch stream
+    const stamped: WatchMessage = { ...msg, incarnation: this.ctx.incarnation };
+    this.ctx.send(client, stamped, msg.kind, msg.watchId, 0, Delivery.Stream);
   }
 
   /** The member has no leader: watch streams that require one are cancelled. */
@@ -1338,9 +1376,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
         this.defragging = true;
         this.backend.defrag(this.cfg.bugs.has("defrag-commit-without-ci"), () => {
           this.defragging = false;
-          this.backend = this.openBackend();
-          this.mvcc.backend = this.backend;
-          this.lessor.backend = this.backend;
+          this.reopenBackend();
           this.backend.startTicker();
           answer({ type: "defrag" });
           this.scheduleApply();

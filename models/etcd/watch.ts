@@ -46,6 +46,11 @@ export interface WatchMessage {
   /** On a `created` response: the create request it answers. */
   readonly reqId?: number;
   readonly member: string;
+  /**
+   * The member process that sent it. A stream lives on one TCP connection to one
+   * process: a message from another incarnation means the connection broke.
+   */
+  readonly incarnation?: number;
 }
 
 export interface WatchRequestMsg {

@@ -215,6 +215,9 @@ export class RaftNode {
 
   /** A raft message from a peer. */
   step(m: Message): void {
+    // rafthttp refuses a message for another member id ("raft: wrong to ID"): one sent
+    // to the member this node was before a replace must not reach the new one
+    if (m.to !== this.config.id) return;
     this.guard(() => this.raw.step(m));
     this.process();
   }

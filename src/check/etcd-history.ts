@@ -465,12 +465,13 @@ function fastCheck(ops: readonly EtcdCheckOp[], budget: { left: number }): FastV
     }
     maxRev = Math.max(maxRev, rev);
     let claims = claimsRevision(op.input, op.output);
-    if (claims === "maybe")
-      claims =
-        !writeAt.has(rev) &&
-        !ops.some(
-          (o, j) => j !== i && revisionOf(o.output) === rev && claimsRevision(o.input, o.output) === true,
-        );
+    if (claims === "maybe") {
+      // a revoke took its revision if nothing else certainly did; two revokes that may
+      // have are for the full search to tell apart
+      const others = ops.filter((o, j) => j !== i && revisionOf(o.output) === rev);
+      if (others.some((o) => claimsRevision(o.input, o.output) === "maybe")) return { verdict: "undecided" };
+      claims = !writeAt.has(rev) && !others.some((o) => claimsRevision(o.input, o.output) === true);
+    }
     if (claims) {
       // the store starts at revision 1: a write always makes a later one
       if (rev < 2) return { verdict: "not-linearizable", at: [i] };
@@ -644,8 +645,9 @@ export function checkEtcdOps(
     if (fast.verdict === "linearizable")
       return { ...base, verdict: "linearizable", steps, witness: [fast.order], path: "fast" };
     if (fast.verdict === "not-linearizable") {
-      // The fast path knows it failed; the full search says where, for the report.
+      // The full search confirms, and says where, for the report; its verdict stands.
       const r = checkLinearizability(model, ops, { ...options, budgetSteps: Math.max(1, budget.left) });
+      if (r.verdict === "linearizable") return { ...base, ...r, steps: steps + r.steps, path: "search" };
       const failure = r.failure ?? {
         partition: ops.map((_, i) => i),
         prefix: [],

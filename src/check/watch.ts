@@ -16,7 +16,7 @@
 // - watch.is-create (W8): a put is a create iff the key did not exist just before.
 // - watch.prev-kv (W9): a prev_kv, when present, is the key just before the event.
 // - watch.compaction: a cancellation for compaction names a revision that was compacted,
-//   above the revision the watch asked for.
+//   above the revision the watch's creation (first or resumed) asked for.
 // - watch.require-leader: only watches that asked for it are cancelled for lack of a leader.
 import type {
   History,
@@ -91,12 +91,15 @@ function checkWatch(w: WatchRecord, ref: Reference, out: Violation[]): void {
   let prevLastRev = -1; // last event revision of the previous response with events
   const seenIds = new Set<string>();
   let pendingResume: { start: number; response: WatchResponse } | null = null;
+  // the revision the current creation (first or resumed) asked the member for
+  let askedStart = firstExpected;
   let compacted = false;
   for (const r of w.responses) {
     if (r.created) {
       const start = r.startRevision && r.startRevision > 0 ? r.startRevision : r.revision + 1;
       if (firstExpected < 0) firstExpected = start;
       pendingResume = r.startRevision && r.startRevision > 0 ? { start: r.startRevision, response: r } : null;
+      askedStart = start;
       continue;
     }
     if (r.canceled) {
@@ -108,7 +111,10 @@ function checkWatch(w: WatchRecord, ref: Reference, out: Violation[]): void {
         );
       if (r.compactRevision !== undefined) {
         compacted = true;
-        const asked = pendingResume?.start ?? (lastObserved > 0 ? lastObserved + 1 : firstExpected);
+        // judged by what the creation asked for: etcd keeps a synced watcher's minRev at
+        // its last event, so after a snapshot restore one that saw only progress since can
+        // be cancelled by a compaction above its last event (as etcd does)
+        const asked = pendingResume?.start ?? askedStart;
         const known = ref.compactions.some((c) => c.revision === r.compactRevision);
         if (!known || asked >= r.compactRevision)
           report(

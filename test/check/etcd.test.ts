@@ -354,4 +354,40 @@ test("many unknown puts whose values are never read are settled by count, not by
   assert.is(stale.verdict, "not-linearizable", "a read of a value overwritten by acknowledged puts");
 });
 
+test("two revokes answering the same revision: only one of them took it (the lease with keys)", () => {
+  // lease 1 has a key, lease 2 none; both revoked, each answered at revision 3
+  const ops = [
+    op(
+      1,
+      0,
+      10,
+      { type: "lease-grant", id: 1, ttlS: 10 },
+      { type: "lease-grant", revision: 1, id: 1, ttlS: 10 },
+    ),
+    op(
+      1,
+      20,
+      30,
+      { type: "lease-grant", id: 2, ttlS: 10 },
+      { type: "lease-grant", revision: 1, id: 2, ttlS: 10 },
+    ),
+    op(1, 40, 50, { type: "put", key: "k", value: "v", lease: 1 }, { type: "put", revision: 2 }),
+    op(2, 60, 90, { type: "lease-revoke", id: 2 }, { type: "lease-revoke", revision: 3 }),
+    op(-1, 60, 80, { type: "lease-revoke", id: 1 }, { type: "lease-revoke", revision: 3 }),
+  ];
+  assert.is(checkEtcdHistory({ operations: ops, watches: [] }).verdict, "linearizable");
+  // the lease without keys cannot have made revision 3 if it was the only revoke
+  const alone = [
+    ...ops.slice(0, 4),
+    op(
+      2,
+      100,
+      110,
+      { type: "range", key: "k" },
+      { type: "range", revision: 3, kvs: [], count: 0, more: false },
+    ),
+  ];
+  assert.is(checkEtcdHistory({ operations: alone, watches: [] }).verdict, "not-linearizable");
+});
+
 test.run();
