@@ -361,6 +361,9 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
   }
   return () => {
     healed = true;
+    // paused clients are not members: healAll would not see them
+    for (const f of active)
+      if (f.kind === "pause" && idx(f.node) >= 0) while (sim.isPaused(idx(f.node))) sim.resume(idx(f.node));
     active.clear();
     for (const name of target.members)
       if (idx(name) >= 0)
@@ -387,7 +390,7 @@ export function healAll(target: FaultTarget): void {
   for (const name of target.members) {
     const i = target.index(name);
     if (i < 0) continue;
-    for (let k = 0; k < 8 && sim.isPaused(i); k++) sim.resume(i);
+    while (sim.isPaused(i)) sim.resume(i);
     const d = sim.disk(i).faults;
     d.fsyncExtraUs = 0;
     d.readEioPrefix = null;

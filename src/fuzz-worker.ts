@@ -1,7 +1,7 @@
-// A fuzz worker thread: runs the seeds it is sent, one at a time, and answers each.
+// A worker thread of the pool: runs the jobs it is sent, one at a time, and answers each.
 import { parentPort } from "node:worker_threads";
-import { runSeed, type SeedJob } from "./fuzz.js";
+import { type Job, runJob } from "./fuzz.js";
 
-parentPort?.on("message", (job: SeedJob) => {
-  parentPort?.postMessage(runSeed(job));
+parentPort?.on("message", (job: Job) => {
+  parentPort?.postMessage(runJob(job));
 });

@@ -1,7 +1,7 @@
-// A fuzz campaign: seeds run on a pool of worker threads, each seed in its own run with a
-// wall-clock limit. A worker that hangs past the limit is terminated and replaced; one
-// that crashes is replaced too. Every failure is run a second time to prove it replays
-// (same trace hash) before it is reported.
+// Running many scenarios: a pool of worker threads, each run with a wall-clock limit. A
+// worker that hangs past the limit is terminated and replaced; one that crashes is
+// replaced too. `fuzz` runs seeds on it (every failure is run a second time to prove it
+// replays, same trace hash, before it is reported); `shrink` runs candidate scenarios.
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { generateScenario } from "./profiles.js";
@@ -9,6 +9,7 @@ import { RunTimeout, runScenario } from "./runner.js";
 import type { Scenario } from "./scenario.js";
 
 export interface SeedJob {
+  readonly kind: "seed";
   readonly seed: number;
   readonly profile: string;
   readonly caseName?: string;
@@ -17,7 +18,16 @@ export interface SeedJob {
   readonly timeoutMs: number;
 }
 
-export interface SeedOutcome {
+export interface ScenarioJob {
+  readonly kind: "scenario";
+  readonly scenario: Scenario;
+  readonly budgetSteps?: number;
+  readonly timeoutMs: number;
+}
+
+export type Job = SeedJob | ScenarioJob;
+
+export interface Outcome {
   readonly seed: number;
   readonly verdict: "ok" | "violation" | "unknown" | "timeout" | "crashed";
   readonly checkers: readonly string[];
@@ -32,10 +42,13 @@ export interface SeedOutcome {
   readonly error?: string;
 }
 
-/** Runs one seed (in a worker, or in-process for tests): the verdict, replayed if it fails. */
-export function runSeed(job: SeedJob): SeedOutcome {
+/** Runs one job (in a worker, or in-process): a seed is replayed when it fails. */
+export function runJob(job: Job): Outcome {
   const started = performance.now();
-  const sc: Scenario = { ...generateScenario(job.seed, job.profile, job.caseName), bugs: [...job.bugs] };
+  const sc: Scenario =
+    job.kind === "seed"
+      ? { ...generateScenario(job.seed, job.profile, job.caseName), bugs: [...job.bugs] }
+      : job.scenario;
   const deadline = () => performance.now() - started > job.timeoutMs;
   const opts = { deadline, ...(job.budgetSteps === undefined ? {} : { budgetSteps: job.budgetSteps }) };
   try {
@@ -44,7 +57,7 @@ export function runSeed(job: SeedJob): SeedOutcome {
     const checkers = [...new Set(v.violations.map((x) => x.checker))].sort();
     const messages = v.violations.map((x) => `${x.checker}: ${x.message.split("\n")[0]}`);
     const base = {
-      seed: job.seed,
+      seed: sc.seed,
       traceHash: r.traceHash,
       events: r.stats.events,
       virtualMs: r.stats.virtualMs,
@@ -52,7 +65,8 @@ export function runSeed(job: SeedJob): SeedOutcome {
       ops: r.stats.ops,
     };
     if (v.verdict === "ok") return { ...base, verdict: "ok", checkers: [], messages: [] };
-    // a failure must replay: same scenario, same trace
+    if (job.kind === "scenario") return { ...base, verdict: v.verdict, checkers, messages };
+    // a failing seed must replay: same scenario, same trace
     const again = runScenario(sc, { ...opts, deadline: () => false });
     if (again.traceHash !== r.traceHash) {
       return {
@@ -70,7 +84,7 @@ export function runSeed(job: SeedJob): SeedOutcome {
   } catch (e) {
     const wallMs = Math.round(performance.now() - started);
     const none = {
-      seed: job.seed,
+      seed: sc.seed,
       checkers: [],
       messages: [],
       traceHash: null,
@@ -94,99 +108,123 @@ function newWorker(): Worker {
   return new Worker(boot, { eval: true });
 }
 
-export interface CampaignOptions {
-  readonly jobs: number;
-  /** Stop scheduling new seeds once a failure is known. */
-  readonly stopOnFirst: boolean;
-  /** Called with each outcome as it comes (after the failure, if any, is handled). */
-  readonly onOutcome: (o: SeedOutcome) => void;
-}
-
 export function defaultJobs(): number {
   return Math.max(1, availableParallelism());
 }
 
-/** Runs the jobs on a pool of workers; resolves with every outcome, in seed order. */
-export function runCampaign(jobs: readonly SeedJob[], o: CampaignOptions): Promise<SeedOutcome[]> {
-  const outcomes: SeedOutcome[] = [];
+function failed(job: Job, verdict: "timeout" | "crashed", error: string): Outcome {
+  const seed = job.kind === "seed" ? job.seed : job.scenario.seed;
+  return {
+    seed,
+    verdict,
+    checkers: [],
+    messages: [],
+    traceHash: null,
+    events: 0,
+    virtualMs: 0,
+    wallMs: 0,
+    ops: 0,
+    error,
+  };
+}
+
+interface Slot {
+  worker: Worker;
+  busy: boolean;
+}
+
+/** A fixed number of workers; jobs queue up and each runs on the first free one. */
+export class Pool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: { job: Job; resolve: (o: Outcome) => void }[] = [];
+
+  constructor(readonly size: number) {}
+
+  run(job: Job): Promise<Outcome> {
+    return new Promise((resolve) => {
+      this.queue.push({ job, resolve });
+      this.pump();
+    });
+  }
+
+  /** Runs jobs, each on the first free worker; outcomes in the jobs' order. */
+  all(jobs: readonly Job[]): Promise<Outcome[]> {
+    return Promise.all(jobs.map((j) => this.run(j)));
+  }
+
+  async close(): Promise<void> {
+    this.queue.length = 0;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    this.slots.length = 0;
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      let slot = this.slots.find((s) => !s.busy);
+      if (!slot && this.slots.length < this.size) {
+        slot = { worker: newWorker(), busy: false };
+        this.slots.push(slot);
+      }
+      if (!slot) return;
+      const { job, resolve } = this.queue.shift() as { job: Job; resolve: (o: Outcome) => void };
+      this.start(slot, job, resolve);
+    }
+  }
+
+  private start(slot: Slot, job: Job, resolve: (o: Outcome) => void): void {
+    slot.busy = true;
+    const worker = slot.worker;
+    let settled = false;
+    const done = (o: Outcome, replace: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      worker.off("message", onMessage);
+      worker.off("error", onError);
+      if (replace) {
+        void worker.terminate();
+        slot.worker = newWorker();
+      }
+      slot.busy = false;
+      resolve(o);
+      this.pump();
+    };
+    // the worker's own deadline stops the run; this one catches a worker stuck for good
+    const timer = setTimeout(
+      () => done(failed(job, "timeout", "the worker did not answer"), true),
+      job.timeoutMs * 2 + 5_000,
+    );
+    const onMessage = (o: Outcome) => done(o, false);
+    const onError = (e: Error) => done(failed(job, "crashed", e.message), true);
+    worker.on("message", onMessage);
+    worker.on("error", onError);
+    worker.postMessage(job);
+  }
+}
+
+export interface CampaignOptions {
+  readonly jobs: number;
+  /** Stop scheduling new seeds once a failure is known. */
+  readonly stopOnFirst: boolean;
+  /** Called with each outcome as it comes. */
+  readonly onOutcome: (o: Outcome) => void;
+}
+
+/** A fuzz campaign: every seed job on the pool; outcomes in seed order. */
+export async function runCampaign(jobs: readonly SeedJob[], o: CampaignOptions): Promise<Outcome[]> {
+  const pool = new Pool(o.jobs);
+  const outcomes: Outcome[] = [];
   let next = 0;
   let stopped = false;
-  let running = 0;
-  return new Promise((resolve) => {
-    const finish = (out: SeedOutcome) => {
+  const lane = async () => {
+    while (!stopped && next < jobs.length) {
+      const out = await pool.run(jobs[next++] as SeedJob);
       outcomes.push(out);
       if (out.verdict === "violation" || out.verdict === "crashed") stopped ||= o.stopOnFirst;
       o.onOutcome(out);
-    };
-    const spawn = () => {
-      const worker = newWorker();
-      let job: SeedJob | null = null;
-      let timer: NodeJS.Timeout | null = null;
-      const take = () => {
-        if (stopped || next >= jobs.length) {
-          void worker.terminate();
-          if (--running === 0) resolve(outcomes.sort((a, b) => a.seed - b.seed));
-          return;
-        }
-        job = jobs[next++] as SeedJob;
-        // the worker's own deadline stops the run; this one catches a worker stuck for good
-        timer = setTimeout(
-          () => {
-            const stuck = job as SeedJob;
-            job = null;
-            void worker.terminate();
-            finish({
-              seed: stuck.seed,
-              verdict: "timeout",
-              checkers: [],
-              messages: [],
-              traceHash: null,
-              events: 0,
-              virtualMs: 0,
-              wallMs: stuck.timeoutMs * 2,
-              ops: 0,
-              error: "the worker did not answer",
-            });
-            spawn(); // a replacement takes this slot
-          },
-          job.timeoutMs * 2 + 5_000,
-        );
-        worker.postMessage(job);
-      };
-      worker.on("message", (out: SeedOutcome) => {
-        if (timer) clearTimeout(timer);
-        job = null;
-        finish(out);
-        take();
-      });
-      worker.on("error", (e) => {
-        if (timer) clearTimeout(timer);
-        if (job)
-          finish({
-            seed: job.seed,
-            verdict: "crashed",
-            checkers: [],
-            messages: [],
-            traceHash: null,
-            events: 0,
-            virtualMs: 0,
-            wallMs: 0,
-            ops: 0,
-            error: e.message,
-          });
-        job = null;
-        spawn(); // a replacement takes this one's place
-      });
-      take();
-    };
-    const width = Math.min(o.jobs, jobs.length);
-    if (width === 0) {
-      resolve([]);
-      return;
     }
-    for (let i = 0; i < width; i++) {
-      running++;
-      spawn();
-    }
-  });
+  };
+  await Promise.all(Array.from({ length: Math.min(o.jobs, jobs.length) }, lane));
+  await pool.close();
+  return outcomes.sort((a, b) => a.seed - b.seed);
 }

@@ -191,6 +191,13 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
     }
     return applied.size === 1 && hashes.size === 1;
   };
+  // liveness is judged at its bound: wait for the probe that long if need be
+  const probeDone = () =>
+    liveness !== null &&
+    (liveness as LivenessProbe).writeOkUs !== null &&
+    (liveness as LivenessProbe).readOkUs !== null;
+  while (!probeDone() && sim.nowUs < healUs + sc.timeline.livenessBoundUs)
+    runTo(Math.min(sim.nowUs + 200_000, healUs + sc.timeline.livenessBoundUs));
   const settleUntil = sim.nowUs + SETTLE_US;
   while (!settled() && sim.nowUs < settleUntil) runTo(sim.nowUs + 200_000);
   const endUs = sim.nowUs;

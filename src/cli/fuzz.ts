@@ -1,6 +1,6 @@
 // `etcd-dst fuzz [--seeds COUNT] [--from FIRST] [--jobs J] [--profile P] [--bug NAME]...
 //                [--stop-on-first] [--out DIR] [--shard I/N] [--seed-timeout DUR] [--json]`
-import { defaultJobs, runCampaign, type SeedJob, type SeedOutcome } from "../fuzz.js";
+import { defaultJobs, type Outcome, runCampaign, type SeedJob } from "../fuzz.js";
 import {
   Exit,
   type ExitCode,
@@ -59,6 +59,7 @@ export async function fuzz(argv: readonly string[], io: Io): Promise<ExitCode> {
   for (let s = from; s < from + count; s++) {
     if ((s - from) % shard.count !== shard.index) continue;
     seedJobs.push({
+      kind: "seed",
       seed: s,
       profile,
       bugs,
@@ -85,7 +86,7 @@ export async function fuzz(argv: readonly string[], io: Io): Promise<ExitCode> {
   const outcomes = await runCampaign(seedJobs, {
     jobs,
     stopOnFirst: values["stop-on-first"] ?? false,
-    onOutcome: (o: SeedOutcome) => {
+    onOutcome: (o: Outcome) => {
       done++;
       if (o.verdict === "violation" || o.verdict === "crashed") {
         failures++;
@@ -112,7 +113,7 @@ export async function fuzz(argv: readonly string[], io: Io): Promise<ExitCode> {
   const crashed = outcomes.filter((o) => o.verdict === "crashed");
   const unknown = outcomes.filter((o) => o.verdict === "unknown").map((o) => o.seed);
   const timeouts = outcomes.filter((o) => o.verdict === "timeout").map((o) => o.seed);
-  const sum = (f: (o: SeedOutcome) => number) => outcomes.reduce((a, o) => a + f(o), 0);
+  const sum = (f: (o: Outcome) => number) => outcomes.reduce((a, o) => a + f(o), 0);
   if (json) {
     io.out(
       JSON.stringify({

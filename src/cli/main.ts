@@ -7,6 +7,7 @@ import { demo } from "./demo.js";
 import { fuzz } from "./fuzz.js";
 import { bugs, profiles, scenario } from "./lists.js";
 import { replay, run } from "./run.js";
+import { shrinkCommand } from "./shrink.js";
 
 type Command = (argv: readonly string[], io: Io) => ExitCode | Promise<ExitCode>;
 
@@ -16,6 +17,10 @@ const COMMANDS: Record<string, { readonly run: Command; readonly summary: string
   replay: {
     run: replay,
     summary: "run a scenario file (or a seed) again, optionally twice to prove determinism",
+  },
+  shrink: {
+    run: shrinkCommand,
+    summary: "shrink a failing scenario to a minimal one that fails the same way",
   },
   bugs: { run: bugs, summary: "list the planted historical bugs (--bug NAME)" },
   profiles: { run: profiles, summary: "list the profiles (--profile P) and fault cases (--case NAME)" },

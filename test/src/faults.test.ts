@@ -102,4 +102,30 @@ test("generation depends only on its stream, and keeps within the crash budget",
   }
 });
 
+test("the heal resumes a node paused many times over, and nothing breaks again after it", () => {
+  const { sim, target } = world();
+  const faults: Fault[] = Array.from({ length: 12 }, (_, i) => ({
+    kind: "pause" as const,
+    atUs: (1 + i * 0.1) * S,
+    durationUs: 5 * S,
+    node: "m1",
+  }));
+  faults.push({
+    kind: "partition",
+    atUs: 1.5 * S,
+    durationUs: 10 * S,
+    groups: [["m1"], ["m2", "m3"]],
+    oneWay: false,
+  });
+  const heal = scheduleFaults(target, faults);
+  sim.runUntil(3 * S);
+  assert.ok(sim.isPaused(0));
+  heal();
+  assert.not.ok(sim.isPaused(0), "every nested pause undone");
+  assert.not.ok(sim.network.isBlocked(0, 1));
+  sim.runUntil(20 * S);
+  assert.not.ok(sim.isPaused(0));
+  assert.not.ok(sim.network.isBlocked(0, 1), "windows still open at the heal never strike again");
+});
+
 test.run();
