@@ -148,4 +148,39 @@ test("bugs --json lists every planted bug; profiles --json lists profiles and ca
   assert.ok(p.cases.some((x: { name: string }) => x.name === "SIGTERM_LEADER"));
 });
 
+test("shrink: exit 1 when the input does not fail; the JSON document and a replayable result when it does", async () => {
+  const dir = scratchDir();
+  const ok = await cli("shrink", "--seed", "3", "--profile", "single-node", "--out", join(dir, "x.json"));
+  assert.is(ok.code, 1);
+  assert.match(ok.err, /does not fail/);
+  const out = join(dir, "min.json");
+  const r = await cli(
+    "shrink",
+    "--seed",
+    "2",
+    "--profile",
+    "single-node",
+    "--bug",
+    "single-node-ack-before-fsync",
+    "--out",
+    out,
+    "--jobs",
+    "2",
+    "--json",
+  );
+  assert.is(r.code, 0, r.err);
+  const doc = JSON.parse(r.out);
+  assert.equal(Object.keys(doc).sort(), ["after", "before", "checker", "file", "runs", "wallMs"]);
+  for (const k of ["faults", "ops", "clients", "members", "virtualMs"])
+    assert.type(doc.after[k], "number", k);
+  assert.ok(doc.after.faults < doc.before.faults);
+  assert.is(doc.file, out);
+  assert.match(r.err, /faults, in time order/);
+  const replayed = JSON.parse((await cli("replay", out, "--json", "--out", dir)).out);
+  assert.ok(
+    replayed.violations.some((v: { checker: string }) => v.checker === doc.checker),
+    "the shrunk file fails with the same checker",
+  );
+});
+
 test.run();
