@@ -41,6 +41,11 @@ export interface DiskFaults {
   fsyncLies: boolean;
   /** Added to every fsync: a slow or overloaded disk. */
   fsyncExtraUs: number;
+  /**
+   * When the slowness ends: an fsync issued near the end is slow only until then (a
+   * disk that recovers finishes its queued work at its normal speed).
+   */
+  fsyncExtraUntilUs: number;
   /** Writes that would grow the disk past this fail with ENOSPC. */
   capacityBytes: number;
 }
@@ -153,6 +158,7 @@ export class Disk {
     writeEioPrefix: null,
     fsyncLies: false,
     fsyncExtraUs: 0,
+    fsyncExtraUntilUs: Number.POSITIVE_INFINITY,
     capacityBytes: Number.POSITIVE_INFINITY,
   };
   readonly stats: DiskStats = { fsyncs: 0, bytesWritten: 0, crashes: 0 };
@@ -378,7 +384,7 @@ export class Disk {
     const done =
       start +
       this.random.latencyUs(o.fsyncMinUs, o.fsyncMeanExtraUs, o.fsyncMaxUs) +
-      this.faults.fsyncExtraUs;
+      Math.min(this.faults.fsyncExtraUs, Math.max(0, this.faults.fsyncExtraUntilUs - start));
     this.busyUntilUs = done;
     return done;
   }

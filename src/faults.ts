@@ -159,6 +159,13 @@ export function describeFault(f: Fault): string {
   }
 }
 
+/** The operator action that makes a failpoint's code path run (robustness's triggers). */
+export function failpointTrigger(name: string): TriggerAction | null {
+  if (name.startsWith("defrag")) return "defrag";
+  if (name.startsWith("compact")) return "compact";
+  return null;
+}
+
 /** Resolves `@leader`, `@follower` and `@rest` against the cluster as it is now. */
 function resolveRoles(target: FaultTarget, f: Fault): Fault {
   const hooks = target.cluster;
@@ -227,21 +234,26 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
     if (i < 0) return;
     const disk = sim.disk(i).faults;
     disk.fsyncExtraUs = 0;
+    disk.fsyncExtraUntilUs = Number.POSITIVE_INFINITY;
     disk.readEioPrefix = null;
     disk.writeEioPrefix = null;
     disk.capacityBytes = Number.POSITIVE_INFINITY;
     disk.fsyncLies = false;
     let ppm = 0;
+    let slowUntil = 0;
     for (const f of active) {
       if (!("node" in f) || f.node !== name) continue;
-      if (f.kind === "slow-disk") disk.fsyncExtraUs = Math.max(disk.fsyncExtraUs, f.extraUs);
-      else if (f.kind === "disk-eio") {
+      if (f.kind === "slow-disk") {
+        disk.fsyncExtraUs = Math.max(disk.fsyncExtraUs, f.extraUs);
+        slowUntil = Math.max(slowUntil, f.atUs + f.durationUs);
+      } else if (f.kind === "disk-eio") {
         if (f.read) disk.readEioPrefix = "";
         if (f.write) disk.writeEioPrefix = "";
       } else if (f.kind === "disk-full") disk.capacityBytes = sim.disk(i).used;
       else if (f.kind === "fsync-lies") disk.fsyncLies = true;
       else if (f.kind === "clock-drift") ppm = f.ppm;
     }
+    if (disk.fsyncExtraUs > 0) disk.fsyncExtraUntilUs = slowUntil;
     if (sim.clock(i).driftPpm !== ppm) sim.clock(i).setDriftPpm(sim.nowUs, ppm);
   };
 
@@ -345,6 +357,10 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
               f.name,
               f.action === "crash" ? { kind: "crash", mode: f.mode } : { kind: "stall", stallUs: f.stallUs },
             );
+            // as etcd's robustness tests do: a failpoint on a path that runs on demand
+            // comes with the request that runs it
+            const trigger = failpointTrigger(f.name);
+            if (trigger) hooks?.trigger(trigger, f.node);
           }
           break;
         case "member-replace":
@@ -393,6 +409,7 @@ export function healAll(target: FaultTarget): void {
     while (sim.isPaused(i)) sim.resume(i);
     const d = sim.disk(i).faults;
     d.fsyncExtraUs = 0;
+    d.fsyncExtraUntilUs = Number.POSITIVE_INFINITY;
     d.readEioPrefix = null;
     d.writeEioPrefix = null;
     d.capacityBytes = Number.POSITIVE_INFINITY;
@@ -422,8 +439,12 @@ export interface KernelFaultOptions {
   readonly failpoints?: readonly string[];
   /** At most this many members down at once (crashes), so a quorum can survive. */
   readonly maxDown: number;
-  /** Whether faults may name a role (`@leader`) instead of a member. */
-  readonly roles?: boolean;
+  /** How often a node fault names a role (`@leader`) instead of a member (0: never). */
+  readonly roles?: number;
+  /** The longest fault window (3 s by default). */
+  readonly maxDurationUs?: number;
+  /** The most a slow disk adds to an fsync (1.5 s by default). */
+  readonly maxSlowDiskUs?: number;
 }
 
 /**
@@ -451,9 +472,9 @@ export function generateFaults(rng: Random, o: KernelFaultOptions): Fault[] {
       pick -= w;
     }
     // a quarter of node faults strike whoever leads when they start
-    const node = o.roles && rng.chance(0.25) ? "@leader" : rng.pick(o.members);
+    const node = (o.roles ?? 0) > 0 && rng.chance(o.roles ?? 0) ? "@leader" : rng.pick(o.members);
     const maxLen = Math.max(1, o.endUs - t);
-    const durationUs = Math.min(maxLen, rng.int(50_000, 3_000_000));
+    const durationUs = Math.min(maxLen, rng.int(50_000, o.maxDurationUs ?? 3_000_000));
     const concrete = node.startsWith("@") ? rng.pick(o.members) : node;
     const other = rng.pick(
       o.members.filter((m) => m !== concrete).length > 0
@@ -537,8 +558,17 @@ function drawFault(
       };
     case "clog":
       return { kind, atUs, durationUs, from: node, to: other };
-    case "slow-disk":
-      return { kind, atUs, durationUs, node, extraUs: rng.int(5_000, 1_500_000) };
+    case "slow-disk": {
+      // slow for at least one whole slow fsync
+      const extraUs = rng.int(5_000, o.maxSlowDiskUs ?? 1_500_000);
+      return {
+        kind,
+        atUs,
+        durationUs: Math.min(Math.max(1, o.endUs - atUs), Math.max(durationUs, extraUs)),
+        node,
+        extraUs,
+      };
+    }
     case "disk-eio":
       return { kind, atUs, durationUs, node, read: rng.chance(0.3), write: true };
     case "disk-full":

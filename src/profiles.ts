@@ -59,6 +59,14 @@ interface ProfileSpec extends ProfileInfo {
   readonly menu: FaultMix;
   readonly failpoints: readonly string[];
   readonly cluster: (rng: Random) => Partial<ClusterPlan>;
+  /** Longer windows and slower disks than the defaults, for families that need them. */
+  readonly faultShape?: { readonly maxDurationUs: number; readonly maxSlowDiskUs: number };
+  /** Mean gaps between faults to draw from (default: 0.3, 0.7, 1.5 or 3 s). */
+  readonly meanGapsUs?: readonly number[];
+  /** How often a node fault strikes whoever leads (default a quarter). */
+  readonly leaderRate?: number;
+  /** Fault kinds every seed of the profile has (the swarm draws the others). */
+  readonly core?: readonly FaultKind[];
   /** Extra faults the family needs that the generic generator does not draw. */
   readonly extraFaults?: (rng: Random, s: { clients: readonly ClientPlan[]; timeline: Timeline }) => Fault[];
 }
@@ -186,6 +194,11 @@ export const PROFILES: readonly ProfileSpec[] = [
     menu: { "slow-disk": 4, pause: 3, partition: 2, crash: 1, "clock-drift": 1, failpoint: 1 },
     failpoints: [...FAILPOINTS.raft],
     cluster: (rng) => ({ leaseCheckpointIntervalUs: rng.chance(0.3) ? 1 * S : 0 }),
+    // a leader stalled past an election timeout and a lease TTL (#15247), among few faults
+    faultShape: { maxDurationUs: 8 * S, maxSlowDiskUs: 8 * S },
+    meanGapsUs: [1_500_000, 3_000_000, 5_000_000],
+    leaderRate: 0.6,
+    core: ["slow-disk"],
   },
   {
     name: "lock",
@@ -290,17 +303,18 @@ export function generateScenario(seed: number, profile: string, caseName?: strin
     const swarm = root.fork("swarm");
     const mix: FaultMix = {};
     for (const [kind, ceiling] of Object.entries(spec.menu) as [FaultKind, number][])
-      if (swarm.chance(0.6)) mix[kind] = swarm.int(1, ceiling + 1);
+      if (swarm.chance(0.6) || spec.core?.includes(kind)) mix[kind] = swarm.int(1, ceiling + 1);
     faults = generateFaults(root.fork("faults"), {
       members: names,
       startUs: FAULTS_START_US,
       endUs: healUs,
-      meanGapUs: swarm.pick([300_000, 700_000, 1_500_000, 3_000_000]),
+      meanGapUs: swarm.pick(spec.meanGapsUs ?? [300_000, 700_000, 1_500_000, 3_000_000]),
       mix,
       crashModes: ["keep", "lose", "prefix", "torn"],
       failpoints: spec.failpoints,
       maxDown: Math.floor((members - 1) / 2) || 1,
-      roles: members > 1,
+      roles: members > 1 ? (spec.leaderRate ?? 0.25) : 0,
+      ...(spec.faultShape ?? {}),
     });
     if (spec.extraFaults) faults.push(...spec.extraFaults(root.fork("extra-faults"), { clients, timeline }));
     faults.sort((a, b) => a.atUs - b.atUs);

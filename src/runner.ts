@@ -125,11 +125,10 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
       if (action === "defrag") op().maintenance(node, { type: "defrag" }, () => {});
       else if (action === "request-progress") for (const c of clients.values()) c.requestProgress();
       else {
+        // half the time at the member's latest revision (where a tombstone on top matters: #17780)
         const rev = cluster.server(slotOf(name))?.mvcc.currentRev ?? 1;
-        op().kv({
-          type: "compact",
-          revision: Math.max(1, rev - sim.random.fork(`trigger/${sim.nowUs}`).int(0, 20)),
-        });
+        const rng = sim.random.fork(`trigger/${sim.nowUs}`);
+        op().kv({ type: "compact", revision: Math.max(1, rng.chance(0.5) ? rev : rev - rng.int(1, 20)) });
       }
     },
   };

@@ -400,9 +400,9 @@ function watchers(env: WorkloadEnv): void {
   const { client, rng, plan } = env;
   const seen = new Seen();
   const open = new Set<ClientWatch>();
-  const create = (aroundRev: number) => {
+  const create = (aroundRev: number, exactly = false) => {
     const single = rng.chance(0.3);
-    const start = Math.max(1, aroundRev + rng.int(-20, 6));
+    const start = exactly ? aroundRev : Math.max(1, aroundRev + rng.int(-20, 6));
     const w = client.watch(
       {
         key: single ? `${ETCD_PREFIX}${rng.int(0, Math.max(1, plan.keys))}` : ETCD_PREFIX,
@@ -414,8 +414,10 @@ function watchers(env: WorkloadEnv): void {
         ...(rng.chance(0.2) ? { requireLeader: true } : {}),
       },
       {
-        onCanceled: () => {
+        // compacted: watch again from the compaction revision, the oldest still there
+        onCanceled: (compactRevision) => {
           open.delete(w);
+          if (compactRevision !== undefined && rng.chance(0.7)) create(compactRevision, true);
         },
       },
     );
