@@ -159,6 +159,9 @@ export function describeFault(f: Fault): string {
   }
 }
 
+/** Failpoints armed to stall only. */
+const STALL_ONLY: ReadonlySet<string> = new Set(["beforeSendWatchResponse", "beforeSyncWatchers"]);
+
 /** The operator action that makes a failpoint's code path run (robustness's triggers). */
 export function failpointTrigger(name: string): TriggerAction | null {
   if (name.startsWith("defrag")) return "defrag";
@@ -578,13 +581,15 @@ function drawFault(
     case "failpoint": {
       const names = o.failpoints ?? [];
       if (names.length === 0) return null;
-      const crash = rng.chance(0.7);
+      const name = rng.pick(names);
+      // the watch send and sync loops are starved (robustness sleeps there), not crashed
+      const crash = !STALL_ONLY.has(name) && rng.chance(0.7);
       return {
         kind,
         atUs,
         durationUs,
         node,
-        name: rng.pick(names),
+        name,
         action: crash ? "crash" : "stall",
         mode: rng.pick(o.crashModes),
         stallUs: crash ? 0 : rng.int(100_000, 2_000_000),

@@ -110,8 +110,10 @@ function plans(
   }));
 }
 
-const etcdClients = (rng: Random, m: readonly string[], n: [number, number]) =>
-  plans(rng, "etcd", rng.int(n[0], n[1] + 1), m, { keys: [4, 10], thinkUs: [2_000, 20_000] });
+const etcdClients = (rng: Random, m: readonly string[], n: [number, number], createDelete = 0) =>
+  plans(rng, "etcd", rng.int(n[0], n[1] + 1), m, { keys: [4, 10], thinkUs: [2_000, 20_000] }).map((c) =>
+    rng.chance(createDelete) ? { ...c, mix: "create-delete" } : c,
+  );
 
 export const PROFILES: readonly ProfileSpec[] = [
   {
@@ -156,7 +158,7 @@ export const PROFILES: readonly ProfileSpec[] = [
       "watchers from past and future revisions, progress notifications, compaction and snapshots on 3 members",
     members: [3],
     clients: (rng, m) => [
-      ...etcdClients(rng, m, [2, 4]),
+      ...etcdClients(rng, m, [2, 4], 0.5),
       ...plans(rng, "watch", rng.int(2, 4), m, { keys: [2, 6], thinkUs: [50_000, 400_000], pinned: 0.5 }),
     ],
     menu: {
@@ -227,7 +229,7 @@ export const PROFILES: readonly ProfileSpec[] = [
     summary:
       "one member: crashes with lost or torn unsynced writes, crash points in the WAL, commit and compaction paths",
     members: [1],
-    clients: (rng, m) => etcdClients(rng, m, [2, 4]),
+    clients: (rng, m) => etcdClients(rng, m, [2, 4], 0.5),
     menu: { crash: 3, failpoint: 4, "slow-disk": 1, pause: 1, trigger: 2 },
     failpoints: [...FAILPOINTS.raft, ...FAILPOINTS.backend, ...FAILPOINTS.compaction],
     cluster: (rng) => ({ compactionBatchLimit: rng.pick([5, 50, 300]), snapshotCount: rng.pick([50, 1000]) }),

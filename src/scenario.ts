@@ -40,6 +40,8 @@ export interface ClientPlan {
   readonly requestTimeoutUs: number;
   /** Keys (etcd), objects (kubernetes), watches (watch) or leases (lease) it works with. */
   readonly keys: number;
+  /** A variant of the kind's mix: for etcd, "create-delete" (robustness's KubernetesCreateDelete). */
+  readonly mix?: string;
 }
 
 export interface Timeline {
@@ -146,6 +148,7 @@ export function checkScenario(doc: unknown): Scenario {
     for (const k of ["startUs", "stopUs", "thinkUs", "requestTimeoutUs", "keys"])
       need(isInt(p[k]), `${at}.${k} must be an integer >= 0`);
     need(p.maxOps === undefined || isInt(p.maxOps), `${at}.maxOps must be an integer >= 0`);
+    need(p.mix === undefined || p.mix === "create-delete", `${at}.mix must be "create-delete" when given`);
   });
   need(Array.isArray(d.faults), `"faults" must be an array`);
   (d.faults as unknown[]).forEach((x, i) => {

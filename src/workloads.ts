@@ -102,6 +102,15 @@ const ETCD_MIX: readonly (readonly [EtcdOp, number])[] = [
   ["compact", 1],
 ];
 
+/** Creates and deletes (robustness's KubernetesCreateDelete): many tombstones, few versions. */
+const CREATE_DELETE_MIX: readonly (readonly [EtcdOp, number])[] = [
+  ["get", 10],
+  ["list", 5],
+  ["put", 40],
+  ["delete", 40],
+  ["compact", 1],
+];
+
 /** etcd's robustness "etcd" traffic on a small key space. */
 function etcdTraffic(env: WorkloadEnv): void {
   const { client, rng, plan } = env;
@@ -117,7 +126,7 @@ function etcdTraffic(env: WorkloadEnv): void {
         then?.(r);
         done();
       });
-    const op = pick(rng, ETCD_MIX);
+    const op = pick(rng, plan.mix === "create-delete" ? CREATE_DELETE_MIX : ETCD_MIX);
     switch (op) {
       case "get":
       case "stale-get":
@@ -516,16 +525,22 @@ function lockClient(env: WorkloadEnv, kind: "lock" | "election"): void {
 export function startWorkload(env: WorkloadEnv): void {
   switch (env.plan.kind) {
     case "etcd":
-      return etcdTraffic(env);
+      etcdTraffic(env);
+      break;
     case "kubernetes":
-      return kubernetesTraffic(env);
+      kubernetesTraffic(env);
+      break;
     case "watch":
-      return watchers(env);
+      watchers(env);
+      break;
     case "lease":
-      return leaseClient(env);
+      leaseClient(env);
+      break;
     case "lock":
-      return lockClient(env, "lock");
+      lockClient(env, "lock");
+      break;
     case "election":
-      return lockClient(env, "election");
+      lockClient(env, "election");
+      break;
   }
 }

@@ -114,22 +114,21 @@ export class BucketBuffer {
 
   /**
    * Keeps the newest value of each key. `plantedOffByOne` is etcd #17247: the dedupe
-   * always left `used` one larger than the entries it kept, exposing a stale element.
+   * miscounted and always grew the buffer by one, so its last entry sat in it twice.
    */
   dedupe(plantedOffByOne: boolean): void {
-    if (this.used <= 1) {
-      if (plantedOffByOne) this.used++;
-      return;
+    if (this.used > 1) {
+      this.sort();
+      let w = 0;
+      for (let r = 1; r < this.used; r++) {
+        if (this.keys[r] !== this.keys[w]) w++;
+        this.keys[w] = this.keys[r] as Key;
+        this.values[w] = this.values[r];
+      }
+      this.used = w + 1;
     }
-    this.sort();
-    let w = 0;
-    for (let r = 1; r < this.used; r++) {
-      if (this.keys[r] !== this.keys[w]) w++;
-      this.keys[w] = this.keys[r] as Key;
-      this.values[w] = this.values[r];
-    }
-    this.used = plantedOffByOne ? w + 2 : w + 1;
-    if (this.used > this.keys.length) this.used = this.keys.length;
+    if (plantedOffByOne && this.used > 0)
+      this.add(this.keys[this.used - 1] as Key, this.values[this.used - 1]);
   }
 
   /** Entries with keys in [from, to), in buffer order. */

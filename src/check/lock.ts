@@ -60,7 +60,9 @@ export function checkLocks(
   }
   // fenced writes, in revision order, come in one run per acquisition
   const holder = new Map<string, number>();
-  records.forEach((r, i) => holder.set(`${r.key}\0${r.createRevision}`, i));
+  records.forEach((r, i) => {
+    holder.set(`${r.key}\0${r.createRevision}`, i);
+  });
   const fenced: { rev: number; who: number; op: number }[] = [];
   for (const op of history.operations) {
     if (op.request.type !== "txn" || op.response?.type !== "txn" || !op.response.succeeded) continue;
