@@ -66,7 +66,9 @@ export class NodeCrash extends Error {
 /** What a failpoint does when it is reached; one-shot, like an armed gofail point. */
 export type FailpointAction =
   | { readonly kind: "crash"; readonly mode: DiskCrashMode }
-  | { readonly kind: "stall"; readonly stallUs: number };
+  | { readonly kind: "stall"; readonly stallUs: number }
+  /** gofail's `sleep(d)->panic`: the first pass stalls, the next one crashes. */
+  | { readonly kind: "stall-crash"; readonly stallUs: number; readonly mode: DiskCrashMode };
 
 export interface NodeOptions {
   readonly disk?: Partial<DiskOptions>;
@@ -163,7 +165,8 @@ export class NodeContext {
     if (fps.size === 0) return 0;
     const action = fps.get(name);
     if (!action) return 0;
-    fps.delete(name);
+    if (action.kind === "stall-crash") fps.set(name, { kind: "crash", mode: action.mode });
+    else fps.delete(name);
     this.sim.noteFailpoint(this.node.name, name);
     if (action.kind === "crash") throw new NodeCrash(`failpoint ${name}`, action.mode);
     return action.stallUs;

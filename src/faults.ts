@@ -55,8 +55,11 @@ export type Fault = Window &
         readonly kind: "failpoint";
         readonly node: string;
         readonly name: string;
-        /** crash: the node dies at the failpoint and restarts at the window's end. */
-        readonly action: "crash" | "stall";
+        /**
+         * crash: the node dies at the failpoint and restarts at the window's end; stall: the
+         * path waits `stallUs`; stall-crash: it waits, and dies the next time it passes there.
+         */
+        readonly action: FailpointMode;
         readonly mode: DiskCrashMode;
         readonly stallUs: number;
       }
@@ -149,7 +152,9 @@ export function describeFault(f: Fault): string {
     case "failpoint":
       return f.action === "crash"
         ? `${at} arm failpoint ${f.name} on ${f.node} to crash (${f.mode}), restart by ${dur}`
-        : `${at} arm failpoint ${f.name} on ${f.node} to stall ${(f.stallUs / 1e6).toFixed(3)}s`;
+        : f.action === "stall"
+          ? `${at} arm failpoint ${f.name} on ${f.node} to stall ${(f.stallUs / 1e6).toFixed(3)}s`
+          : `${at} arm failpoint ${f.name} on ${f.node} to stall ${(f.stallUs / 1e6).toFixed(3)}s, then crash (${f.mode}) on the next pass, restart by ${dur}`;
     case "member-replace":
       return `${at} replace member ${f.node} (remove, wipe, add back as a new member)`;
     case "trigger":
@@ -158,6 +163,9 @@ export function describeFault(f: Fault): string {
       return `${at} cut ${f.node} off until the leader snapshots past it (at most ${dur})`;
   }
 }
+
+/** What an armed failpoint does when reached (gofail's panic, sleep, or sleep->panic). */
+export type FailpointMode = "crash" | "stall" | "stall-crash";
 
 /** Failpoints armed to stall only. */
 const STALL_ONLY: ReadonlySet<string> = new Set(["beforeSendWatchResponse", "beforeSyncWatchers"]);
@@ -358,7 +366,11 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
             sim.armFailpoint(
               idx(f.node),
               f.name,
-              f.action === "crash" ? { kind: "crash", mode: f.mode } : { kind: "stall", stallUs: f.stallUs },
+              f.action === "crash"
+                ? { kind: "crash", mode: f.mode }
+                : f.action === "stall"
+                  ? { kind: "stall", stallUs: f.stallUs }
+                  : { kind: "stall-crash", stallUs: f.stallUs, mode: f.mode },
             );
             // as etcd's robustness tests do: a failpoint on a path that runs on demand
             // comes with the request that runs it
@@ -495,14 +507,14 @@ export function generateFaults(rng: Random, o: KernelFaultOptions): Fault[] {
     );
     if (!f) continue;
     const takesDown =
-      f.kind === "crash" || f.kind === "member-replace" || (f.kind === "failpoint" && f.action === "crash");
+      f.kind === "crash" || f.kind === "member-replace" || (f.kind === "failpoint" && f.action !== "stall");
     if (takesDown) {
       // keep a quorum alive: skip a crash that would take too many members down at once
       // (a role names no member in advance: it counts against every other one)
       let down = 0;
       for (const [n, until] of downUntil) if (until > t && (n !== node || node.startsWith("@"))) down++;
       if (down >= o.maxDown) continue;
-      const upUs = t + (f.kind === "member-replace" ? 10_000_000 : durationUs);
+      const upUs = t + (f.kind === "member-replace" ? 10_000_000 : f.durationUs);
       downUntil.set(node, Math.max(downUntil.get(node) ?? 0, upUs));
     }
     faults.push(f);
@@ -583,16 +595,20 @@ function drawFault(
       if (names.length === 0) return null;
       const name = rng.pick(names);
       // the watch send and sync loops are starved (robustness sleeps there), not crashed
-      const crash = !STALL_ONLY.has(name) && rng.chance(0.7);
+      const draw = rng.next();
+      const action: FailpointMode =
+        STALL_ONLY.has(name) || draw >= 0.85 ? "stall" : draw < 0.6 ? "crash" : "stall-crash";
+      const stallUs = action === "crash" ? 0 : rng.int(100_000, 2_000_000);
       return {
         kind,
         atUs,
-        durationUs,
+        // a stall-crash's window outlasts the stall, or the crash would be disarmed first
+        durationUs: action === "stall-crash" ? Math.max(durationUs, stallUs + 1_000_000) : durationUs,
         node,
         name,
-        action: crash ? "crash" : "stall",
+        action,
         mode: rng.pick(o.crashModes),
-        stallUs: crash ? 0 : rng.int(100_000, 2_000_000),
+        stallUs,
       };
     }
     case "member-replace":

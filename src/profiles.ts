@@ -42,7 +42,7 @@ export const FAILPOINTS = {
     "compactAfterCommitBatch",
   ],
   defrag: ["defragBeforeCopy", "defragBeforeRename"],
-  apply: ["applyBeforeOpenSnapshot", "beforeApplyOneConfChange"],
+  apply: ["applyBeforeOpenSnapshot", "beforeApplyOneConfChange", "beforeApplyOneEntryNormal"],
   watch: ["beforeSendWatchResponse", "beforeSyncWatchers"],
 } as const;
 
@@ -121,7 +121,10 @@ export const PROFILES: readonly ProfileSpec[] = [
     summary: "etcd's robustness traffic on 3 or 5 members under every fault within etcd's assumptions",
     members: [3, 3, 3, 5],
     clients: (rng, m) => [
-      ...etcdClients(rng, m, [3, 6]),
+      // a third of the seeds run etcd's KeyValueHigh: 8 clients with no pause between requests
+      ...(rng.chance(1 / 3)
+        ? plans(rng, "etcd", 8, m, { keys: [4, 10], thinkUs: [0, 500] })
+        : etcdClients(rng, m, [3, 6])),
       ...plans(rng, "watch", rng.int(0, 2), m, { keys: [1, 3], thinkUs: [100_000, 500_000] }),
     ],
     menu: WITHIN_ASSUMPTIONS,

@@ -158,6 +158,7 @@ export function checkScenario(doc: unknown): Scenario {
       `faults[${i}].kind must be one of ${FAULT_KINDS.join(", ")}`,
     );
     need(isInt(f.atUs) && isInt(f.durationUs), `faults[${i}] needs integer atUs and durationUs`);
+    checkFaultFields(f, `faults[${i}]`, [...members, ...names]);
   });
   const t = d.timeline as Record<string, unknown>;
   need(typeof t === "object" && t !== null, `"timeline" must be an object`);
@@ -171,6 +172,73 @@ export function checkScenario(doc: unknown): Scenario {
     );
   }
   return doc as Scenario;
+}
+
+const CRASH_MODES = ["keep", "lose", "prefix", "torn"];
+
+/** The fields a fault of its kind needs, with values the executor understands. */
+function checkFaultFields(f: Record<string, unknown>, at: string, nodes: readonly string[]): void {
+  const node = (k: string, roles: readonly string[] = ["@leader", "@follower"]) =>
+    need(
+      typeof f[k] === "string" && (nodes.includes(f[k] as string) || roles.includes(f[k] as string)),
+      `${at}.${k} must name a member, a client or a role (${roles.join(", ")})`,
+    );
+  const num = (k: string) =>
+    need(typeof f[k] === "number" && Number.isFinite(f[k]), `${at}.${k} must be a number`);
+  const oneOf = (k: string, values: readonly string[]) =>
+    need(values.includes(f[k] as string), `${at}.${k} must be one of ${values.join(", ")}`);
+  switch (f.kind) {
+    case "crash":
+      node("node");
+      oneOf("mode", CRASH_MODES);
+      break;
+    case "partition":
+      need(
+        Array.isArray(f.groups) &&
+          f.groups.every(
+            (g) =>
+              Array.isArray(g) &&
+              g.every((n) => nodes.includes(n) || n === "@leader" || n === "@follower" || n === "@rest"),
+          ),
+        `${at}.groups must be arrays of members, clients or roles (@leader, @follower, @rest)`,
+      );
+      need(typeof f.oneWay === "boolean", `${at}.oneWay must be true or false`);
+      break;
+    case "link":
+      node("from");
+      node("to");
+      for (const k of ["lossRate", "duplicateRate", "extraDelayUs"]) num(k);
+      break;
+    case "clog":
+      node("from");
+      node("to");
+      break;
+    case "clock-drift":
+      node("node");
+      num("ppm");
+      break;
+    case "wall-jump":
+      node("node");
+      num("deltaUs");
+      break;
+    case "slow-disk":
+      node("node");
+      num("extraUs");
+      break;
+    case "failpoint":
+      node("node");
+      need(typeof f.name === "string" && f.name !== "", `${at}.name must name a failpoint`);
+      oneOf("action", ["crash", "stall", "stall-crash"]);
+      oneOf("mode", CRASH_MODES);
+      need(isInt(f.stallUs), `${at}.stallUs must be an integer >= 0`);
+      break;
+    case "trigger":
+      node("node");
+      oneOf("action", ["compact", "defrag", "request-progress"]);
+      break;
+    default:
+      node("node");
+  }
 }
 
 /** A scenario as a file: stable key order, two-space indentation. */

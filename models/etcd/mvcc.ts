@@ -169,6 +169,8 @@ export interface MvccHost {
   forceCommit(done?: () => void): void;
   /** A write transaction ended at `rev` with these changes (for the watchable store). */
   notify(rev: number, changes: readonly Change[]): void;
+  /** The store found itself inconsistent: etcd logs Fatal and the member exits. */
+  fatal(reason: string): never;
 }
 
 /** One change in a write transaction, as watchers get it. */
@@ -286,9 +288,9 @@ export class Mvcc {
       const stored = this.backend.get("key", revKey(f.rev.main, f.rev.sub, false), write) as
         | StoredKv
         | undefined;
-      // etcd panics if the index and the backend disagree: a missing revision is a bug
+      // etcd's rangeKeys: "range failed to find revision pair" is Fatal
       if (!stored)
-        throw new Error(`mvcc: revision ${f.rev.main}.${f.rev.sub} of ${f.key} missing from the backend`);
+        this.host.fatal(`range failed to find revision pair ${f.rev.main}.${f.rev.sub} of ${f.key}`);
       kvs.push(o.keysOnly ? { ...stored, value: "" } : { ...stored });
     }
     return { kvs, count, rev } satisfies RangeResult;

@@ -174,6 +174,8 @@ export class EtcdServer implements NodeProgram, RaftApp {
   private readonly applyQueue: ApplyItem[] = [];
   private applyScheduled = false;
   private applyStalledUntilUs = 0;
+  /** An entry past its failpoint whose writes are still to come (a stall, or the #13766 window). */
+  private applying: { item: ApplyItem; early: boolean; ready: boolean } | null = null;
   /** A backend generation: timers of a replaced backend stop. */
   private backendGen = 0;
   private readonly waits = new Map<string, Waiter>();
@@ -775,20 +777,36 @@ export class EtcdServer implements NodeProgram, RaftApp {
       this.scheduleApply();
       return;
     }
+    const cur = this.applying;
+    if (cur) {
+      if (!cur.ready) return;
+      this.applying = null;
+      this.applyItem(cur.item, cur.early);
+      return;
+    }
     const item = this.applyQueue[0];
     if (!item) return;
-    if (
-      item.kind === "entry" &&
-      this.cfg.bugs.has("ci-persisted-before-apply") &&
-      item.e.index > this.ci &&
-      item.e.data.length > 0
-    ) {
+    if (item.kind === "entry") {
       // etcd 3.5.0–3.5.2 (#13766): the consistent index moved before the entry's writes,
-      // so a backend commit in between persisted an index whose writes were not there
-      if (this.ci < item.e.index) {
+      // so a backend commit in between persisted an index whose writes were not there.
+      // (3.5.3+ keeps it as the "applying" index, saved inside the entry's own txn.)
+      const early = this.cfg.bugs.has("ci-persisted-before-apply") && item.e.index > this.ci;
+      if (early) {
         this.ci = item.e.index;
         this.ciTerm = item.e.term;
-        this.ctx.setTimer(this.cfg.applyCostUs, "apply.writes", () => this.applyItem(item, true));
+      }
+      // etcd's gofail point, just after that index is set (robustness sleeps here)
+      const stallUs = this.ctx.failpoint("beforeApplyOneEntryNormal");
+      const waitUs = stallUs + (early ? this.cfg.applyCostUs : 0);
+      if (waitUs > 0) {
+        const next = { item, early, ready: false };
+        this.applying = next;
+        this.applyScheduled = true;
+        this.ctx.setTimer(waitUs, "apply.entry", () => {
+          next.ready = true;
+          this.applyScheduled = false;
+          this.applyNext();
+        });
         return;
       }
     }
@@ -1437,6 +1455,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
       forceCommit: (done?: () => void) => this.backend.commit(true, done),
       notify: (rev: number, changes: readonly { type: "PUT" | "DELETE"; kv: KeyValue }[]) =>
         this.watch.notify(rev, changes),
+      fatal: (reason: string) => this.panic(reason),
     };
   }
 
