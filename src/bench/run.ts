@@ -3,8 +3,8 @@
 // and restarts), then the heal and every checker. Prints kernel events per wall-second,
 // client operations per wall-second, the virtual-to-wall ratio, the wall time split
 // between simulating and checking, peak memory, and events per client operation.
-import { runScenario } from "../src/runner.js";
-import { type ClientPlan, SCENARIO_FORMAT, SCENARIO_VERSION, type Scenario } from "../src/scenario.js";
+import { runScenario } from "../runner.js";
+import { type ClientPlan, SCENARIO_FORMAT, SCENARIO_VERSION, type Scenario } from "../scenario.js";
 
 const S = 1_000_000;
 

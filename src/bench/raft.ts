@@ -1,7 +1,7 @@
 // npm run bench:raft: proposals committed per wall-second for a 3-member raft cluster
 // (the raft testbed: raft, WAL, snapshots, virtual disk and network), without faults
 // and under random faults.
-import { RAFT_FAULT_MIX, runRaftScenario } from "../src/raft-scenario.js";
+import { RAFT_FAULT_MIX, runRaftScenario } from "../raft-scenario.js";
 
 interface Row {
   case: string;

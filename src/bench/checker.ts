@@ -3,15 +3,15 @@
 // etcd logs, the Porcupine KV logs, and generated etcd histories (1% unknown outcomes).
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { checkEtcdHistory } from "../src/check/etcd-history.js";
-import { generateHistory } from "../src/check/generate.js";
-import { kvModel } from "../src/check/kv.js";
-import { checkLinearizability, type Verdict } from "../src/check/linearizability.js";
-import { registerModel } from "../src/check/register.js";
-import { parseJepsenLog } from "../src/history/jepsen.js";
-import { parsePorcupineKv } from "../src/history/porcupine-kv.js";
+import { checkEtcdHistory } from "../check/etcd-history.js";
+import { generateHistory } from "../check/generate.js";
+import { kvModel } from "../check/kv.js";
+import { checkLinearizability, type Verdict } from "../check/linearizability.js";
+import { registerModel } from "../check/register.js";
+import { parseJepsenLog } from "../history/jepsen.js";
+import { parsePorcupineKv } from "../history/porcupine-kv.js";
 
-const DATA = new URL("../../test/data/porcupine", import.meta.url).pathname;
+const DATA = new URL("../../../test/data/porcupine", import.meta.url).pathname;
 
 interface Row {
   case: string;

@@ -1,6 +1,6 @@
 // npm run bench:kernel: bare message passing between 3 and 5 nodes, to measure what the
 // kernel alone costs: events per wall-second and virtual-to-wall time ratio.
-import { type NodeContext, type NodeProgram, Simulator } from "../sim/index.js";
+import { type NodeContext, type NodeProgram, Simulator } from "../../sim/index.js";
 
 interface Result {
   nodes: number;
