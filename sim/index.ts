@@ -27,6 +27,7 @@ export {
 export {
   EventKind,
   type FailpointAction,
+  type MarkKind,
   NodeContext,
   NodeCrash,
   type NodeFactory,
@@ -36,4 +37,5 @@ export {
   Simulator,
   type SimulatorOptions,
   type TimerHandle,
+  type TimelineMark,
 } from "./world.js";

@@ -172,6 +172,11 @@ export class NodeContext {
     return action.stallUs;
   }
 
+  /** Records a rare event of this node (a role change, a snapshot) on the timeline. */
+  mark(kind: MarkKind, text: string): void {
+    this.sim.mark(this.node.name, kind, text);
+  }
+
   /** Kills this process now (an etcd panic on a fatal error). */
   crash(reason: string, mode: DiskCrashMode = "keep"): never {
     throw new NodeCrash(reason, mode);
@@ -187,6 +192,16 @@ export class NodeContext {
       ...(details ? { details } : {}),
     });
   }
+}
+
+export type MarkKind = "boot" | "crash" | "pause" | "resume" | "failpoint" | "role" | "snapshot";
+
+/** One rare event of a node, for the report's timeline. */
+export interface TimelineMark {
+  readonly atUs: number;
+  readonly node: string;
+  readonly kind: MarkKind;
+  readonly text: string;
 }
 
 export interface SimulatorOptions {
@@ -213,6 +228,8 @@ export class Simulator implements DiskHost, NetworkHost {
   readonly stats: SimStats = { events: 0, stale: 0, crashes: 0, restarts: 0 };
   /** How often each failpoint fired, by `node/name`: proof that a fault did strike. */
   readonly failpointHits = new Map<string, number>();
+  /** What happened to each node, in time order: for reports, never read by the run. */
+  readonly marks: TimelineMark[] = [];
   private readonly queue = new EventQueue<SimEvent>();
   private readonly nodes: SimNode[] = [];
   private readonly capture: boolean;
@@ -296,6 +313,7 @@ export class Simulator implements DiskHost, NetworkHost {
     node.up = true;
     node.pauseDepth = 0;
     this.traceEvent(EventKind.Boot, index, "boot", node.incarnation);
+    this.mark(node.name, "boot", node.incarnation === 1 ? "started" : "restarted");
     const ctx = new NodeContext(this, node, node.incarnation);
     node.ctx = ctx;
     try {
@@ -303,7 +321,7 @@ export class Simulator implements DiskHost, NetworkHost {
     } catch (e) {
       if (!(e instanceof NodeCrash)) throw e;
       this.traceEvent(EventKind.Crash, index, e.reason, node.incarnation);
-      this.crashNode(node, e.mode);
+      this.crashNode(node, e.mode, e.reason);
     }
   }
 
@@ -312,7 +330,7 @@ export class Simulator implements DiskHost, NetworkHost {
     const node = this.get(index);
     if (!node.up) return;
     this.traceEvent(EventKind.Crash, index, `crash:${mode}`, node.incarnation);
-    this.crashNode(node, mode);
+    this.crashNode(node, mode, `killed (disk ${mode})`);
   }
 
   /** Starts a crashed node again; it rebuilds itself from its disk alone. */
@@ -324,7 +342,8 @@ export class Simulator implements DiskHost, NetworkHost {
   /** SIGSTOP. Nested pauses need as many resumes. A down node ignores it. */
   pause(index: number): void {
     const node = this.get(index);
-    if (node.up) node.pauseDepth++;
+    if (!node.up) return;
+    if (node.pauseDepth++ === 0) this.mark(node.name, "pause", "paused");
   }
 
   /** SIGCONT. Events that waited run now, in their original order. */
@@ -332,6 +351,7 @@ export class Simulator implements DiskHost, NetworkHost {
     const node = this.get(index);
     if (node.pauseDepth === 0) return;
     if (--node.pauseDepth > 0) return;
+    this.mark(node.name, "resume", "resumed");
     const waiting = node.deferred;
     node.deferred = [];
     for (const ev of waiting) {
@@ -363,6 +383,12 @@ export class Simulator implements DiskHost, NetworkHost {
   noteFailpoint(nodeName: string, name: string): void {
     const key = `${nodeName}/${name}`;
     this.failpointHits.set(key, (this.failpointHits.get(key) ?? 0) + 1);
+    this.mark(nodeName, "failpoint", name);
+  }
+
+  /** Adds a mark to the timeline (rare events only: lifecycle, roles, snapshots). */
+  mark(node: string, kind: MarkKind, text: string): void {
+    this.marks.push({ atUs: this.nowUs, node, kind, text });
   }
 
   // ---- scheduling ----------------------------------------------------------------------
@@ -472,7 +498,7 @@ export class Simulator implements DiskHost, NetworkHost {
     } catch (e) {
       if (!(e instanceof NodeCrash)) throw e;
       this.traceEvent(EventKind.Crash, node.index, e.reason, node.incarnation);
-      this.crashNode(node, e.mode);
+      this.crashNode(node, e.mode, e.reason);
     }
     return true;
   }
@@ -524,7 +550,8 @@ export class Simulator implements DiskHost, NetworkHost {
     return n;
   }
 
-  private crashNode(node: SimNode, mode: DiskCrashMode): void {
+  private crashNode(node: SimNode, mode: DiskCrashMode, reason: string): void {
+    this.mark(node.name, "crash", reason);
     node.up = false;
     node.program = null;
     node.ctx = null;

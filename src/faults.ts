@@ -107,6 +107,16 @@ export interface FaultTarget {
   onRestart?(name: string): void;
   /** The cluster behind the nodes, for roles and etcd-level faults (absent: ignored). */
   readonly cluster?: ClusterHooks;
+  /** Filled as the run goes: each fault window as it happened, roles resolved (for reports). */
+  readonly windows?: FaultWindow[];
+}
+
+/** A fault window as it happened: its roles resolved, when it opened and closed. */
+export interface FaultWindow {
+  readonly fault: Fault;
+  readonly fromUs: number;
+  /** Null while open (at the end of the run: closed by the heal). */
+  toUs: number | null;
 }
 
 export interface ClusterHooks {
@@ -207,6 +217,12 @@ function resolveRoles(target: FaultTarget, f: Fault): Fault {
  */
 export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): () => void {
   const active = new Set<Fault>();
+  const opened = new Map<Fault, FaultWindow>();
+  const close = (f: Fault) => {
+    const w = opened.get(f);
+    if (w) w.toUs = target.sim.nowUs;
+    opened.delete(f);
+  };
   let healed = false;
   const sim = target.sim;
   const hooks = target.cluster;
@@ -295,6 +311,7 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
     const end = () => {
       if (healed || !active.has(f)) return;
       active.delete(f);
+      close(f);
       switch (f.kind) {
         case "crash":
           restart(f.node);
@@ -332,6 +349,11 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
       if (healed) return;
       f = resolveRoles(target, planned);
       active.add(f);
+      if (target.windows) {
+        const w: FaultWindow = { fault: f, fromUs: sim.nowUs, toUs: null };
+        target.windows.push(w);
+        opened.set(f, w);
+      }
       let untilSnapshot = false;
       switch (f.kind) {
         case "crash":
@@ -392,6 +414,7 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
   }
   return () => {
     healed = true;
+    for (const f of active) close(f);
     // paused clients are not members: healAll would not see them
     for (const f of active)
       if (f.kind === "pause" && idx(f.node) >= 0) while (sim.isPaused(idx(f.node))) sim.resume(idx(f.node));

@@ -5,6 +5,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { generateScenario } from "./profiles.js";
+import { reportHtml } from "./report-page.js";
 import { RunTimeout, runScenario } from "./runner.js";
 import type { Scenario } from "./scenario.js";
 
@@ -16,6 +17,8 @@ export interface SeedJob {
   readonly bugs: readonly string[];
   readonly budgetSteps?: number;
   readonly timeoutMs: number;
+  /** Build the HTML report of a failure (fuzz writes it next to the scenario). */
+  readonly report?: boolean;
 }
 
 export interface ScenarioJob {
@@ -39,6 +42,8 @@ export interface Outcome {
   readonly ops: number;
   /** The scenario, for failures. */
   readonly scenario?: Scenario;
+  /** The failure's report page, when the job asked for it. */
+  readonly reportHtml?: string;
   readonly error?: string;
 }
 
@@ -80,7 +85,14 @@ export function runJob(job: Job): Outcome {
         scenario: sc,
       };
     }
-    return { ...base, verdict: v.verdict, checkers, messages, scenario: sc };
+    return {
+      ...base,
+      verdict: v.verdict,
+      checkers,
+      messages,
+      scenario: sc,
+      ...(job.report && v.verdict === "violation" ? { reportHtml: reportHtml(r, null) } : {}),
+    };
   } catch (e) {
     const wallMs = Math.round(performance.now() - started);
     const none = {

@@ -7,7 +7,13 @@ import { EtcdCluster } from "../models/etcd/cluster.js";
 import { Simulator } from "../sim/index.js";
 import type { LivenessProbe, MemberEnd, RunArtifacts } from "./check/artifacts.js";
 import { type Validation, validateRun } from "./check/validate.js";
-import { type ClusterHooks, type FaultTarget, scheduleFaults, type TriggerAction } from "./faults.js";
+import {
+  type ClusterHooks,
+  type FaultTarget,
+  type FaultWindow,
+  scheduleFaults,
+  type TriggerAction,
+} from "./faults.js";
 import type { Scenario } from "./scenario.js";
 import { startWorkload } from "./workloads.js";
 
@@ -32,8 +38,10 @@ export interface RunResult {
   readonly traceHash: string;
   readonly stats: RunStats;
   readonly artifacts: RunArtifacts;
-  /** The simulator, for trace capture and reports. */
+  /** The simulator, for trace capture and reports (its timeline marks). */
   readonly sim: Simulator;
+  /** The fault windows as they happened, roles resolved. */
+  readonly faultWindows: readonly FaultWindow[];
 }
 
 export interface RunOptions {
@@ -132,11 +140,13 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
       }
     },
   };
+  const faultWindows: FaultWindow[] = [];
   const target: FaultTarget = {
     sim,
     members: cluster.names,
     index: (name) => sim.findNode(name),
     cluster: hooks,
+    windows: faultWindows,
   };
   const heal = scheduleFaults(target, sc.faults);
 
@@ -232,6 +242,7 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
     traceHash: sim.trace.hash,
     sim,
     artifacts,
+    faultWindows,
     stats: {
       events: sim.stats.events,
       virtualMs: Math.round(endUs / 1000),

@@ -14,6 +14,7 @@
 // pool); the first in order that fails wins, so the result does not depend on timing.
 // The last pass over single faults makes the result 1-minimal in faults.
 import type { Fault } from "./faults.js";
+import { Pool } from "./fuzz.js";
 import type { ClientPlan, Scenario } from "./scenario.js";
 
 export interface Trial {
@@ -242,4 +243,49 @@ export async function shrink(input: Scenario, evaluate: Evaluate, o: ShrinkOptio
     }
   }
   return { scenario: best, runs, last, complete: !stopped };
+}
+
+export interface PoolShrinkOptions {
+  readonly jobs: number;
+  readonly maxRuns: number;
+  /** Wall-clock limit of one candidate run. */
+  readonly runTimeoutMs?: number;
+  readonly onProgress?: ShrinkOptions["onProgress"];
+  readonly interrupted?: () => boolean;
+}
+
+/** Shrinks `input` while `checker` still fails, running candidates on a worker pool. */
+export async function shrinkOnPool(
+  input: Scenario,
+  checker: string,
+  o: PoolShrinkOptions,
+): Promise<ShrinkResult> {
+  const pool = new Pool(o.jobs);
+  const timeoutMs = o.runTimeoutMs ?? 120_000;
+  try {
+    return await shrink(
+      input,
+      async (cands) => {
+        const outs = await pool.all(
+          cands.map((scenario) => ({ kind: "scenario" as const, scenario, timeoutMs })),
+        );
+        return outs.map(
+          (r): Trial => ({
+            fails: r.checkers.includes(checker),
+            ops: r.ops,
+            virtualMs: r.virtualMs,
+            events: r.events,
+          }),
+        );
+      },
+      {
+        maxRuns: o.maxRuns,
+        batch: o.jobs,
+        ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+        ...(o.interrupted ? { interrupted: o.interrupted } : {}),
+      },
+    );
+  } finally {
+    await pool.close();
+  }
 }

@@ -1,4 +1,5 @@
-// The curated corpus: every scenario file in seeds/ replays to its `expect`.
+// The curated corpus: every scenario file in seeds/ replays to its `expect`; the planted
+// bugs' files (bug-<name>.json) must also pass with the bug off.
 import { readdirSync, readFileSync } from "node:fs";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -23,6 +24,18 @@ for (const file of readdirSync(DIR)
     for (const c of sc.expect?.checkers ?? [])
       assert.ok(got.includes(c), `${file}: ${c} should fail (failed: ${got.join(", ") || "none"})`);
   });
+  // a planted bug's scenario passes once the bug is off: the bug, not the schedule, fails it
+  if (file.startsWith("bug-"))
+    test(`seeds/${file} passes with its bugs off`, () => {
+      const sc = parseScenario(readFileSync(`${DIR}${file}`, "utf8"));
+      assert.ok(sc.bugs.length > 0, "a bug-* file switches its bug on");
+      const r = runScenario(sc, { bugs: [] });
+      assert.is(
+        r.validation.verdict,
+        "ok",
+        `${file} without ${sc.bugs.join(", ")}: ${r.validation.violations.map((v) => v.message.split("\n")[0]).join("; ")}`,
+      );
+    });
 }
 
 test.run();

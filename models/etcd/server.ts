@@ -1104,6 +1104,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
   private applySnapshotNow(snap: Snapshot): void {
     this.crashPoint("applyBeforeOpenSnapshot");
     const index = snap.metadata.index;
+    this.ctx.mark("snapshot", `installed the leader's snapshot at index ${index}`);
     if (!this.swapInSnapshotDb(index))
       this.panic(`failed to open snapshot backend: ${snapDbPath(index)} is missing`);
     this.restoreStores();

@@ -31,6 +31,7 @@ import {
   MSG_NAMES,
   Msg,
   RaftPanic,
+  ROLE_NAMES,
   type ReadState,
   type Ready,
   type Snapshot,
@@ -313,6 +314,7 @@ export class RaftNode {
     const r = this.raw.raft;
     if (rd.softState) {
       if (rd.softState.state === StateType.Leader) inv?.becameLeader(this.ctx.name, r.term, r.raftLog);
+      this.ctx.mark("role", `${ROLE_NAMES[rd.softState.state]} in term ${r.term}`);
       app.onSoftState?.(rd.softState.state, rd.softState.lead, r.term);
     }
     const isLeader = r.state === StateType.Leader;
@@ -437,6 +439,7 @@ export class RaftNode {
     if (!snap) return;
     this.snapshotting = true;
     this.snapshotIndex = index;
+    this.ctx.mark("snapshot", `snapshot at index ${index}`);
     const catchUp = this.config.snapshotCatchUpEntries;
     if (index > catchUp) this.storage.compact(index - catchUp);
     this.snapshotter.save(snap, (err) => {

@@ -160,6 +160,12 @@ export const CAMPAIGN_TRANSFER = "CampaignTransfer";
 
 export const StateType = { Follower: 0, Candidate: 1, Leader: 2, PreCandidate: 3 } as const;
 export type StateType = (typeof StateType)[keyof typeof StateType];
+export const ROLE_NAMES: Readonly<Record<StateType, string>> = [
+  "follower",
+  "candidate",
+  "leader",
+  "pre-candidate",
+];
 export const STATE_NAMES: readonly string[] = ["follower", "candidate", "leader", "pre-candidate"];
 
 export interface SoftState {

@@ -30,6 +30,13 @@ export interface Validation {
     readonly verdict: EtcdCheckResult["verdict"];
     readonly steps: number;
     readonly ops: number;
+    /**
+     * History operation ids in linearization order: the whole witness when the history
+     * is linearizable, the longest linearizable prefix when it is not.
+     */
+    readonly order: readonly number[];
+    /** History operation ids that could not be placed after the prefix. */
+    readonly stuck: readonly number[];
   };
 }
 
@@ -75,9 +82,11 @@ export function validateRun(artifacts: RunArtifacts, options: ValidateOptions = 
     sources,
     options.budgetSteps === undefined ? {} : { budgetSteps: options.budgetSteps },
   );
+  const ids = (xs: readonly number[] | undefined) =>
+    (xs ?? []).map((i) => lin.sources[i]?.id).filter((id): id is number => id !== undefined);
+  const stuck = ids(lin.failure?.stuck);
+  const order = lin.verdict === "linearizable" ? ids(lin.witness?.flat()) : ids(lin.failure?.prefix);
   if (lin.verdict === "not-linearizable") {
-    const stuck =
-      lin.failure?.stuck.map((i) => lin.sources[i]?.id).filter((id): id is number => id !== undefined) ?? [];
     violations.push({
       checker: "linearizability",
       message: `the history has no linearization: ${explainEtcdFailure(lin).join("\n")}`,
@@ -109,6 +118,6 @@ export function validateRun(artifacts: RunArtifacts, options: ValidateOptions = 
     verdict,
     violations,
     observations: locks.observations,
-    linearizability: { verdict: lin.verdict, steps: lin.steps, ops: lin.ops.length },
+    linearizability: { verdict: lin.verdict, steps: lin.steps, ops: lin.ops.length, order, stuck },
   };
 }

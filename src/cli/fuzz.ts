@@ -12,7 +12,7 @@ import {
   UsageError,
   worstExit,
 } from "./common.js";
-import { checkBugs, checkCase, checkProfile, saveScenario } from "./runs.js";
+import { checkBugs, checkCase, checkProfile, saveScenario, writeReport } from "./runs.js";
 
 function parseShard(text: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(text);
@@ -64,6 +64,7 @@ export async function fuzz(argv: readonly string[], io: Io): Promise<ExitCode> {
       profile,
       bugs,
       timeoutMs,
+      report: true,
       ...(caseName ? { caseName } : {}),
       ...(budget === undefined ? {} : { budgetSteps: budget }),
     });
@@ -71,6 +72,7 @@ export async function fuzz(argv: readonly string[], io: Io): Promise<ExitCode> {
 
   const started = performance.now();
   const files = new Map<number, string>();
+  const reports = new Map<number, string>();
   let done = 0;
   let failures = 0;
   const draw = () => {
@@ -96,11 +98,16 @@ export async function fuzz(argv: readonly string[], io: Io): Promise<ExitCode> {
             o.seed,
             saveScenario(out, o.scenario, o.checkers, o.verdict === "crashed" ? "violation" : o.verdict),
           );
+        const file = files.get(o.seed);
+        if (file && o.reportHtml) {
+          reports.set(o.seed, writeReport(file.replace(/\.json$/, ".html"), o.reportHtml));
+          if (json) io.err(`seed ${o.seed}: report ${reports.get(o.seed)}`);
+        }
         if (!json) {
           if (io.progress) process.stderr.write("\n");
           const first = o.messages[0] ?? o.error?.split("\n")[0] ?? "";
           io.out(
-            `seed ${o.seed}: ${o.verdict === "crashed" ? "crashed" : o.checkers.join(", ")}${first ? `\n  ${first}` : ""}\n  saved: ${files.get(o.seed) ?? "(no scenario)"}`,
+            `seed ${o.seed}: ${o.verdict === "crashed" ? "crashed" : o.checkers.join(", ")}${first ? `\n  ${first}` : ""}\n  saved: ${files.get(o.seed) ?? "(no scenario)"}${reports.has(o.seed) ? `\n  report: ${reports.get(o.seed)}` : ""}`,
           );
         }
       }

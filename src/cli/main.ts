@@ -6,6 +6,7 @@ import { Exit, type ExitCode, type Io, UsageError } from "./common.js";
 import { demo } from "./demo.js";
 import { fuzz } from "./fuzz.js";
 import { bugs, profiles, scenario } from "./lists.js";
+import { report } from "./report.js";
 import { replay, run } from "./run.js";
 import { shrinkCommand } from "./shrink.js";
 
@@ -21,6 +22,10 @@ const COMMANDS: Record<string, { readonly run: Command; readonly summary: string
   shrink: {
     run: shrinkCommand,
     summary: "shrink a failing scenario to a minimal one that fails the same way",
+  },
+  report: {
+    run: report,
+    summary: "run a scenario and write its failure report, one self-contained HTML page",
   },
   bugs: { run: bugs, summary: "list the planted historical bugs (--bug NAME)" },
   profiles: { run: profiles, summary: "list the profiles (--profile P) and fault cases (--case NAME)" },

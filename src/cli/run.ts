@@ -2,7 +2,9 @@
 // `etcd-dst replay FILE | --seed N [...] [--no-bugs] [--check-determinism] [--json]`.
 // A failing run's scenario is saved under .etcd-dst/found/ before anything is printed.
 import { describeRecord, firstDivergence } from "../../sim/index.js";
-import { runScenario } from "../runner.js";
+import { humanSummary } from "../report.js";
+import { reportHtml } from "../report-page.js";
+import { type RunResult, runScenario } from "../runner.js";
 import type { Scenario } from "../scenario.js";
 import { Exit, type ExitCode, type Io, parseCount, parseFlags, parseSeed, UsageError } from "./common.js";
 import {
@@ -11,11 +13,11 @@ import {
   checkProfile,
   exitOf,
   failedCheckers,
-  humanSummary,
   readScenario,
   runJson,
   saveScenario,
   seedScenario,
+  writeReport,
 } from "./runs.js";
 
 const FLAGS = {
@@ -26,7 +28,22 @@ const FLAGS = {
   bug: { type: "string", multiple: true },
   json: { type: "boolean" },
   budget: { type: "string" },
+  report: { type: "string" },
 } as const;
+
+/** Writes the page when --report asked for one, and says where (stderr under --json). */
+function maybeReport(
+  r: RunResult,
+  file: string | null,
+  path: string | undefined,
+  io: Io,
+  json: boolean,
+): void {
+  if (path === undefined) return;
+  const written = writeReport(path, reportHtml(r, file));
+  if (json) io.err(`report: ${written}`);
+  else io.out(`  report: ${written}`);
+}
 
 function execute(
   sc: Scenario,
@@ -34,6 +51,7 @@ function execute(
   json: boolean,
   budget: number | undefined,
   outDir: string | undefined,
+  reportPath: string | undefined,
 ): ExitCode {
   const r = runScenario(sc, budget === undefined ? {} : { budgetSteps: budget });
   const checkers = failedCheckers(r.validation.violations);
@@ -46,6 +64,7 @@ function execute(
     io.out(JSON.stringify(runJson(r, file ? { file } : {})));
     if (r.validation.verdict !== "ok") io.err(humanSummary(r, file));
   } else io.out(humanSummary(r, file));
+  maybeReport(r, file, reportPath, io, json);
   return exitOf(r.validation.verdict);
 }
 
@@ -55,7 +74,7 @@ export function run(argv: readonly string[], io: Io): ExitCode {
   const seed = parseSeed(values.seed);
   const sc = seedScenario(seed, checkProfile(values.profile), checkCase(values.case), checkBugs(values.bug));
   const budget = values.budget === undefined ? undefined : parseCount(values.budget, "--budget");
-  return execute(sc, io, values.json ?? false, budget, values.out);
+  return execute(sc, io, values.json ?? false, budget, values.out, values.report);
 }
 
 export function replay(argv: readonly string[], io: Io): ExitCode {
@@ -84,7 +103,7 @@ export function replay(argv: readonly string[], io: Io): ExitCode {
   if (values["no-bugs"]) sc = { ...sc, bugs: [] };
   const budget = values.budget === undefined ? undefined : parseCount(values.budget, "--budget");
   const json = values.json ?? false;
-  if (!values["check-determinism"]) return execute(sc, io, json, budget, values.out);
+  if (!values["check-determinism"]) return execute(sc, io, json, budget, values.out, values.report);
   // twice, traces captured: the hashes must match
   const opts = { captureTrace: true, ...(budget === undefined ? {} : { budgetSteps: budget }) };
   const a = runScenario(sc, opts);
@@ -92,6 +111,7 @@ export function replay(argv: readonly string[], io: Io): ExitCode {
   if (a.traceHash === b.traceHash) {
     if (json) io.out(JSON.stringify(runJson(a, { deterministic: true })));
     else io.out(`${humanSummary(a, file ?? null)}\n  deterministic: both runs gave trace ${a.traceHash}`);
+    maybeReport(a, file ?? null, values.report, io, json);
     return exitOf(a.validation.verdict);
   }
   const d = firstDivergence(a.sim.trace.captured ?? [], b.sim.trace.captured ?? []);

@@ -5,8 +5,8 @@ import { dirname, join } from "node:path";
 import { BUG_NAMES } from "../../models/bugs.js";
 import { CASES } from "../cases.js";
 import type { Violation } from "../check/artifacts.js";
-import { describeFault } from "../faults.js";
 import { generateScenario, PROFILE_NAMES } from "../profiles.js";
+import { buildReport, humanSummary } from "../report.js";
 import type { RunResult } from "../runner.js";
 import { parseScenario, type Scenario, ScenarioError, scenarioToJson } from "../scenario.js";
 import { Exit, type ExitCode, UsageError } from "./common.js";
@@ -86,45 +86,6 @@ export function runJson(r: RunResult, extra: Record<string, unknown> = {}): Reco
   };
 }
 
-/** The command that reproduces a scenario. */
-export function reproduce(sc: Scenario, file: string | null): string {
-  if (file) return `etcd-dst replay ${file}`;
-  const bugs = sc.bugs.map((b) => ` --bug ${b}`).join("");
-  return `etcd-dst run --seed ${sc.seed} --profile ${sc.profile}${sc.case ? ` --case ${sc.case}` : ""}${bugs}`;
-}
-
-/** A short account for people: which property, what, which faults were active, how to replay. */
-export function humanSummary(r: RunResult, file: string | null): string {
-  const v = r.validation;
-  const s = r.stats;
-  const lines = [
-    `seed ${r.scenario.seed} (${r.scenario.profile}${r.scenario.bugs.length ? `, bugs: ${r.scenario.bugs.join(", ")}` : ""}): ${v.verdict}`,
-    `  ${s.ops} operations, ${s.faults} faults, ${s.leaderChanges} leader changes, ${(s.unavailableMs / 1000).toFixed(1)}s without writes, ${(s.virtualMs / 1000).toFixed(1)}s virtual in ${s.wallMs}ms`,
-  ];
-  if (v.verdict === "unknown") lines.push("  the linearizability check ran out of budget before deciding");
-  const shown = new Set<string>();
-  for (const x of v.violations) {
-    if (shown.has(x.checker) && shown.size > 0) continue;
-    shown.add(x.checker);
-    lines.push(`  ${x.checker}: ${x.message.split("\n")[0]}`);
-    const active = activeFaults(r.scenario, x);
-    if (active.length > 0) lines.push(`    faults active then: ${active.join("; ")}`);
-  }
-  if (v.violations.length > shown.size)
-    lines.push(`  (${v.violations.length - shown.size} more violations of the same checkers)`);
-  if (v.verdict !== "ok") lines.push(`  reproduce: ${reproduce(r.scenario, file)}`);
-  return lines.join("\n");
-}
-
-function activeFaults(sc: Scenario, v: Violation): string[] {
-  if (v.atUs === undefined) return [];
-  const at = v.atUs;
-  return sc.faults
-    .filter((f) => f.atUs <= at && at <= f.atUs + Math.max(f.durationUs, 1_000_000))
-    .map(describeFault)
-    .slice(0, 5);
-}
-
 /**
  * Writes a failing scenario atomically (temp file, rename) under `dir`, with what it
  * failed, before anything else is reported. Returns the path.
@@ -151,4 +112,13 @@ export function saveScenario(
 /** The sorted, distinct checker ids of violations. */
 export function failedCheckers(vs: readonly Violation[]): string[] {
   return [...new Set(vs.map((v) => v.checker))].sort();
+}
+
+/** Writes the HTML report of a run atomically; returns the path. */
+export function writeReport(path: string, html: string): string {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, html);
+  renameSync(tmp, path);
+  return path;
 }

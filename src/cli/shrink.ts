@@ -5,14 +5,14 @@ import { dirname } from "node:path";
 import type { Operation } from "../../models/client/history.js";
 import { describeRequest } from "../check/etcd.js";
 import { describeFault } from "../faults.js";
-import { defaultJobs, Pool } from "../fuzz.js";
+import { defaultJobs } from "../fuzz.js";
 import { type RunResult, runScenario } from "../runner.js";
 import { type Scenario, scenarioToJson } from "../scenario.js";
-import { shrink, type Trial } from "../shrink.js";
+import { shrinkOnPool } from "../shrink.js";
 import { Exit, type ExitCode, type Io, parseCount, parseFlags, parseSeed, UsageError } from "./common.js";
 import { checkBugs, checkProfile, failedCheckers, readScenario, seedScenario } from "./runs.js";
 
-interface Size {
+export interface Size {
   readonly faults: number;
   readonly ops: number;
   readonly clients: number;
@@ -20,7 +20,7 @@ interface Size {
   readonly virtualMs: number;
 }
 
-function size(sc: Scenario, r: RunResult): Size {
+export function size(sc: Scenario, r: RunResult): Size {
   return {
     faults: sc.faults.length,
     ops: r.stats.ops,
@@ -30,12 +30,12 @@ function size(sc: Scenario, r: RunResult): Size {
   };
 }
 
-function show(s: Size): string {
+export function show(s: Size): string {
   return `${s.faults} faults, ${s.ops} operations, ${s.clients} clients, ${s.members} members, ${(s.virtualMs / 1000).toFixed(1)}s virtual`;
 }
 
 /** The minimal story: the faults in time order, and the operations the violation names. */
-function story(r: RunResult, checker: string): string[] {
+export function story(r: RunResult, checker: string): string[] {
   const lines = ["faults, in time order:"];
   for (const f of [...r.scenario.faults].sort((a, b) => a.atUs - b.atUs)) lines.push(`  ${describeFault(f)}`);
   if (r.scenario.faults.length === 0) lines.push("  (none: the workload alone)");
@@ -102,8 +102,6 @@ export async function shrinkCommand(argv: readonly string[], io: Io): Promise<Ex
     interrupted = true;
   };
   process.once("SIGINT", onInt);
-  const pool = new Pool(jobs);
-  const timeoutMs = 120_000;
   const save = (sc: Scenario) => {
     mkdirSync(dirname(out), { recursive: true });
     const tmp = `${out}.${process.pid}.tmp`;
@@ -112,34 +110,18 @@ export async function shrinkCommand(argv: readonly string[], io: Io): Promise<Ex
   };
   save(input);
   try {
-    const result = await shrink(
-      input,
-      async (cands) => {
-        const outs = await pool.all(
-          cands.map((scenario) => ({ kind: "scenario" as const, scenario, timeoutMs })),
-        );
-        return outs.map(
-          (o): Trial => ({
-            fails: o.checkers.includes(checker),
-            ops: o.ops,
-            virtualMs: o.virtualMs,
-            events: o.events,
-          }),
-        );
+    const result = await shrinkOnPool(input, checker, {
+      jobs,
+      maxRuns,
+      interrupted: () => interrupted,
+      onProgress: (best, runs, pass) => {
+        save(best); // the smallest so far is always on disk
+        if (io.progress)
+          process.stderr.write(
+            `\r${runs} runs: ${best.faults.length} faults, ${best.clients.length} clients, ${best.cluster.members} members (${pass})        `,
+          );
       },
-      {
-        maxRuns,
-        batch: jobs,
-        interrupted: () => interrupted,
-        onProgress: (best, runs, pass) => {
-          save(best); // the smallest so far is always on disk
-          if (io.progress)
-            process.stderr.write(
-              `\r${runs} runs: ${best.faults.length} faults, ${best.clients.length} clients, ${best.cluster.members} members (${pass})        `,
-            );
-        },
-      },
-    );
+    });
     if (io.progress) process.stderr.write("\n");
     const final = runScenario(result.scenario);
     save(result.scenario);
@@ -159,6 +141,5 @@ export async function shrinkCommand(argv: readonly string[], io: Io): Promise<Ex
     return Exit.Ok;
   } finally {
     process.off("SIGINT", onInt);
-    await pool.close();
   }
 }

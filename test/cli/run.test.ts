@@ -138,6 +138,33 @@ test("fuzz --json: the campaign document; shards split the seeds", async () => {
   assert.is(shard.seeds, 2);
 });
 
+test("fuzz saves a failing seed, writes its report next to it and names it on stderr under --json", async () => {
+  const dir = scratchDir();
+  const r = await cli(
+    "fuzz",
+    "--seeds",
+    "1",
+    "--from",
+    "7000",
+    "--jobs",
+    "1",
+    "--profile",
+    "lock",
+    "--bug",
+    "lock-without-lease-recheck",
+    "--out",
+    dir,
+    "--json",
+  );
+  assert.is(r.code, 1, r.err);
+  const doc = JSON.parse(r.out);
+  assert.is(doc.failures.length, 1);
+  const file = doc.failures[0].file as string;
+  const page = file.replace(/\.json$/, ".html");
+  assert.match(r.err, new RegExp(`report ${page}`));
+  assert.match(readFileSync(page, "utf8"), /Violation: lock\.ownership/);
+});
+
 test("bugs --json lists every planted bug; profiles --json lists profiles and cases", async () => {
   const b = JSON.parse((await cli("bugs", "--json")).out);
   assert.equal(b.map((x: { name: string }) => x.name).sort(), [...BUG_NAMES].sort());
