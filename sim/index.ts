@@ -36,6 +36,6 @@ export {
   type SimStats,
   Simulator,
   type SimulatorOptions,
-  type TimerHandle,
   type TimelineMark,
+  type TimerHandle,
 } from "./world.js";

@@ -31,9 +31,9 @@ import {
   MSG_NAMES,
   Msg,
   RaftPanic,
-  ROLE_NAMES,
   type ReadState,
   type Ready,
+  ROLE_NAMES,
   type Snapshot,
   StateType,
 } from "./types.js";
