@@ -6,7 +6,6 @@ import { BUG_NAMES } from "../../models/bugs.js";
 import { CASES } from "../cases.js";
 import type { Violation } from "../check/artifacts.js";
 import { generateScenario, PROFILE_NAMES } from "../profiles.js";
-import { buildReport, humanSummary } from "../report.js";
 import type { RunResult } from "../runner.js";
 import { parseScenario, type Scenario, ScenarioError, scenarioToJson } from "../scenario.js";
 import { Exit, type ExitCode, UsageError } from "./common.js";
