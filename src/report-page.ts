@@ -44,7 +44,7 @@ const tip = document.getElementById("tip"), details = document.getElementById("d
 const ROW = 18, LABEL = 90, TOP = 22;
 const COLORS = {leader:"#2e7d32",follower:"#90caf9",candidate:"#ffb74d","pre-candidate":"#ffe0b2",down:"#9e9e9e",
   ok:"#5c9ded",error:"#b39ddb",unknown:"#f0c36d",bad:"#d50000",fault:"#ef9a9a",events:"#1565c0",progress:"#9e9e9e",
-  created:"#43a047",canceled:"#ff6f00",werror:"#d50000"};
+  created:"#43a047",canceled:"#ff6f00",werror:"#8e24aa"};
 const secs = (us) => (us / 1e6).toFixed(3) + "s";
 const clients = [...new Set(D.ops.map((o) => o.client))].sort((a, b) => a - b);
 const rows = [];
@@ -108,7 +108,8 @@ function draw() {
         if (!vis(o.callUs, end)) continue;
         bar(xOf(o.callUs), xOf(end), r.y + 4, ROW - 8, o.bad ? COLORS.bad : COLORS[o.status]);
         if (o.returnUs === null) { ctx.fillStyle = COLORS.unknown; ctx.fillText("…", Math.min(width - 8, xOf(end) - 8), r.y + ROW / 2); }
-        if (o.linUs !== null && vis(o.linUs, o.linUs)) bar(xOf(o.linUs) - 1, xOf(o.linUs) + 1, r.y + 1, ROW - 2, "#000");
+        // the linearization tick once the bar is wide enough to show it apart
+        if (o.linUs !== null && vis(o.linUs, o.linUs) && xOf(end) - xOf(o.callUs) > 4) bar(xOf(o.linUs) - 1, xOf(o.linUs) + 1, r.y + 1, ROW - 2, "#000");
         if (o === selected) { ctx.strokeStyle = "#000"; ctx.strokeRect(xOf(o.callUs), r.y + 3, Math.max(2, xOf(end) - xOf(o.callUs)), ROW - 6); ctx.strokeStyle = "#eee"; }
       }
     } else {
