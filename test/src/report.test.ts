@@ -111,6 +111,22 @@ test("buildReport: members' lives and roles, fault windows, the stuck operation 
   );
 });
 
+test("a watch violation marks its watch and the offending response", () => {
+  const r = runScenario(
+    parseScenario(readFileSync(`${SEEDS}bug-progress-notify-ahead-of-events.json`, "utf8")),
+  );
+  const v = r.validation.violations.find((x) => x.checker === "watch.bookmarkable");
+  assert.ok(v?.watches?.length);
+  const d = buildReport(r, "");
+  const w = d.watches.find((x) => x.id === v.watches?.[0]);
+  assert.ok(w?.bad);
+  const bad = w.responses.filter((x) => x.bad);
+  assert.is(bad.length, 1);
+  assert.is(bad[0]?.atUs, v.atUs);
+  assert.is(bad[0]?.kind, "events", "the event that came after the notification");
+  assert.ok(d.watches.filter((x) => !x.bad).every((x) => x.responses.every((y) => !y.bad)));
+});
+
 test("explainViolation names the operations with clients, members, revisions and times", () => {
   const r = runScenario(parseScenario(readFileSync(ROLLBACK, "utf8")));
   const v = r.validation.violations.find((x) => x.checker === "revision-rollback");
