@@ -37,6 +37,22 @@ const COMMANDS: Record<string, { readonly run: Command; readonly summary: string
   demo: { run: demo, summary: "the kernel's demo: a toy cluster under random faults, each seed run twice" },
 };
 
+/** Each command's synopsis, for `etcd-dst COMMAND --help`. */
+const USAGES: Record<string, string> = {
+  run: "etcd-dst run --seed N [--profile P] [--case NAME] [--bug NAME]... [--report FILE] [--out DIR] [--budget STEPS] [--json]",
+  fuzz: "etcd-dst fuzz [--seeds COUNT] [--from FIRST] [--jobs J] [--profile P] [--case NAME] [--bug NAME]... [--stop-on-first] [--out DIR] [--shard I/N] [--seed-timeout DUR] [--budget STEPS] [--json]",
+  replay:
+    "etcd-dst replay FILE | --seed N [--profile P] [--case NAME] [--bug NAME]... [--no-bugs] [--check-determinism] [--report FILE] [--out DIR] [--budget STEPS] [--json]",
+  shrink:
+    "etcd-dst shrink FILE | --seed N [--profile P] [--bug NAME]... [--out FILE] [--jobs J] [--max-runs N] [--json]",
+  report: "etcd-dst report FILE | --seed N [--profile P] [--bug NAME]... [--out FILE]",
+  bugs: "etcd-dst bugs [--json]",
+  profiles: "etcd-dst profiles [--json]",
+  scenario: "etcd-dst scenario --seed N [--profile P] [--case NAME] [--bug NAME]...",
+  check: "etcd-dst check FILE [--format jepsen-etcd|porcupine-kv|etcd-dst] [--budget STEPS] [--json]",
+  demo: "etcd-dst demo [--seeds COUNT] [--from FIRST] [--ack-before-fsync] [--json]",
+};
+
 function usage(): string {
   const lines = ["usage: etcd-dst <command> [flags]", "", "commands:"];
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${c.summary}`);
@@ -50,6 +66,12 @@ export async function main(argv: readonly string[], io: Io): Promise<ExitCode> {
     return name === undefined ? Exit.Usage : Exit.Ok;
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (command && (rest.includes("--help") || rest.includes("-h"))) {
+    io.out(
+      `usage: ${USAGES[name] ?? `etcd-dst ${name} [flags]`}\n\n${command.summary}\n(flags, JSON and exit codes: docs/cli.md and ../shared/CLI.md)`,
+    );
+    return Exit.Ok;
+  }
   try {
     if (!command)
       throw new UsageError(`unknown command '${name}' (try: ${Object.keys(COMMANDS).join(", ")})`);

@@ -165,6 +165,26 @@ test("fuzz saves a failing seed, writes its report next to it and names it on st
   assert.match(readFileSync(page, "utf8"), /Violation: lock\.ownership/);
 });
 
+test("COMMAND --help prints the command's synopsis and exits 0; every command has one", async () => {
+  for (const name of [
+    "run",
+    "fuzz",
+    "replay",
+    "shrink",
+    "report",
+    "bugs",
+    "profiles",
+    "scenario",
+    "check",
+    "demo",
+  ]) {
+    const r = await cli(name, "--help");
+    assert.is(r.code, 0, name);
+    assert.match(r.out, new RegExp(`^usage: etcd-dst ${name} `), name);
+  }
+  assert.match((await cli("replay", "--help")).out, /--check-determinism/);
+});
+
 test("bugs --json lists every planted bug; profiles --json lists profiles and cases", async () => {
   const b = JSON.parse((await cli("bugs", "--json")).out);
   assert.equal(b.map((x: { name: string }) => x.name).sort(), [...BUG_NAMES].sort());
