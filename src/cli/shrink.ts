@@ -2,10 +2,9 @@
 // Exit 0: a failing scenario was shrunk and written; 1: the input does not fail; 2: bad input.
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Operation } from "../../models/client/history.js";
-import { describeRequest } from "../check/etcd.js";
 import { describeFault } from "../faults.js";
 import { defaultJobs } from "../fuzz.js";
+import { explainViolation } from "../report.js";
 import { type RunResult, runScenario } from "../runner.js";
 import { type Scenario, scenarioToJson } from "../scenario.js";
 import { shrinkOnPool } from "../shrink.js";
@@ -18,6 +17,7 @@ export interface Size {
   readonly clients: number;
   readonly members: number;
   readonly virtualMs: number;
+  readonly events: number;
 }
 
 export function size(sc: Scenario, r: RunResult): Size {
@@ -27,29 +27,21 @@ export function size(sc: Scenario, r: RunResult): Size {
     clients: sc.clients.length,
     members: sc.cluster.members,
     virtualMs: r.stats.virtualMs,
+    events: r.stats.events,
   };
 }
 
 export function show(s: Size): string {
-  return `${s.faults} faults, ${s.ops} operations, ${s.clients} clients, ${s.members} members, ${(s.virtualMs / 1000).toFixed(1)}s virtual`;
+  return `${s.faults} faults, ${s.ops} operations, ${s.clients} clients, ${s.members} members, ${(s.virtualMs / 1000).toFixed(1)}s virtual, ${s.events} events`;
 }
 
-/** The minimal story: the faults in time order, and the operations the violation names. */
+/** The minimal story: the faults in time order, then the violation explained. */
 export function story(r: RunResult, checker: string): string[] {
   const lines = ["faults, in time order:"];
   for (const f of [...r.scenario.faults].sort((a, b) => a.atUs - b.atUs)) lines.push(`  ${describeFault(f)}`);
   if (r.scenario.faults.length === 0) lines.push("  (none: the workload alone)");
   const v = r.validation.violations.find((x) => x.checker === checker);
-  if (v) {
-    lines.push(`${checker}: ${v.message.split("\n")[0]}`);
-    const ops = r.artifacts.history.operations;
-    const shown = (v.operations ?? []).map((id) => ops[id]).filter((o): o is Operation => o !== undefined);
-    if (shown.length > 0) lines.push("operations involved:");
-    for (const o of shown)
-      lines.push(
-        `  client ${o.client}${o.member ? ` via ${o.member}` : ""} at ${(o.callUs / 1e6).toFixed(3)}s: ${describeRequest(o.request)} -> ${o.response === null ? "?" : o.response.type === "error" ? o.response.message : `revision ${o.response.revision}`}${o.returnUs === null ? " (outcome unknown)" : ""}`,
-      );
-  }
+  if (v) lines.push(...explainViolation(r, v));
   return lines;
 }
 
