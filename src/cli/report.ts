@@ -3,18 +3,8 @@
 // Exit codes follow the run's verdict, as `run` does.
 import { reportHtml } from "../report-page.js";
 import { runScenario } from "../runner.js";
-import type { Scenario } from "../scenario.js";
-import { type ExitCode, type Io, parseFlags, parseSeed, UsageError } from "./common.js";
-import {
-  checkBugs,
-  checkProfile,
-  exitOf,
-  failedCheckers,
-  readScenario,
-  saveScenario,
-  seedScenario,
-  writeReport,
-} from "./runs.js";
+import { type ExitCode, type Io, parseFlags } from "./common.js";
+import { chooseScenario, exitOf, failedCheckers, saveScenario, writeReport } from "./runs.js";
 
 export function report(argv: readonly string[], io: Io): ExitCode {
   const { values, positionals } = parseFlags(
@@ -28,20 +18,7 @@ export function report(argv: readonly string[], io: Io): ExitCode {
     1,
   );
   const file = positionals[0];
-  if ((file === undefined) === (values.seed === undefined))
-    throw new UsageError("report needs a scenario FILE or --seed N (one of them)");
-  let sc: Scenario;
-  if (file !== undefined) {
-    if (values.profile !== undefined) throw new UsageError("--profile goes with --seed, not a file");
-    sc = readScenario(file);
-    if (values.bug) sc = { ...sc, bugs: checkBugs(values.bug) };
-  } else
-    sc = seedScenario(
-      parseSeed(values.seed as string),
-      checkProfile(values.profile),
-      undefined,
-      checkBugs(values.bug),
-    );
+  const sc = chooseScenario("report", file, values);
   const r = runScenario(sc);
   // a failing seed is kept before anything else
   const saved =

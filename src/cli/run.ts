@@ -11,9 +11,9 @@ import {
   checkBugs,
   checkCase,
   checkProfile,
+  chooseScenario,
   exitOf,
   failedCheckers,
-  readScenario,
   runJson,
   saveScenario,
   seedScenario,
@@ -84,22 +84,8 @@ export function replay(argv: readonly string[], io: Io): ExitCode {
     1,
   );
   const file = positionals[0];
-  if ((file === undefined) === (values.seed === undefined))
-    throw new UsageError("replay needs a scenario FILE or --seed N (one of them)");
   if (values["no-bugs"] && values.bug) throw new UsageError("--bug and --no-bugs exclude each other");
-  let sc: Scenario;
-  if (file !== undefined) {
-    if (values.profile !== undefined || values.case !== undefined)
-      throw new UsageError("--profile and --case go with --seed, not a file");
-    sc = readScenario(file);
-  } else
-    sc = seedScenario(
-      parseSeed(values.seed as string),
-      checkProfile(values.profile),
-      checkCase(values.case),
-      [],
-    );
-  if (values.bug) sc = { ...sc, bugs: checkBugs(values.bug) };
+  let sc = chooseScenario("replay", file, values);
   if (values["no-bugs"]) sc = { ...sc, bugs: [] };
   const budget = values.budget === undefined ? undefined : parseCount(values.budget, "--budget");
   const json = values.json ?? false;

@@ -8,7 +8,7 @@ import type { Violation } from "../check/artifacts.js";
 import { generateScenario, PROFILE_NAMES } from "../profiles.js";
 import type { RunResult } from "../runner.js";
 import { parseScenario, type Scenario, ScenarioError, scenarioToJson } from "../scenario.js";
-import { Exit, type ExitCode, UsageError } from "./common.js";
+import { Exit, type ExitCode, parseSeed, UsageError } from "./common.js";
 
 export function checkProfile(p: string | undefined): string {
   const profile = p ?? "mixed";
@@ -55,6 +55,30 @@ export function seedScenario(
   bugs: readonly string[],
 ): Scenario {
   return { ...generateScenario(seed, profile, caseName), bugs: [...bugs] };
+}
+
+/**
+ * The scenario a command runs: a scenario FILE (its bugs replaced by --bug when given) or
+ * the seed's (--seed N with --profile, --case, --bug); exactly one of the two.
+ */
+export function chooseScenario(
+  command: string,
+  file: string | undefined,
+  v: { seed?: string; profile?: string; case?: string; bug?: string[] },
+): Scenario {
+  if ((file === undefined) === (v.seed === undefined))
+    throw new UsageError(`${command} needs a scenario FILE or --seed N (one of them)`);
+  if (file === undefined)
+    return seedScenario(
+      parseSeed(v.seed as string),
+      checkProfile(v.profile),
+      checkCase(v.case),
+      checkBugs(v.bug),
+    );
+  if (v.profile !== undefined || v.case !== undefined)
+    throw new UsageError("--profile and --case go with --seed, not a file");
+  const sc = readScenario(file);
+  return v.bug ? { ...sc, bugs: checkBugs(v.bug) } : sc;
 }
 
 export function exitOf(verdict: string): ExitCode {

@@ -8,8 +8,8 @@ import { explainViolation } from "../report.js";
 import { type RunResult, runScenario } from "../runner.js";
 import { type Scenario, scenarioToJson } from "../scenario.js";
 import { shrinkOnPool } from "../shrink.js";
-import { Exit, type ExitCode, type Io, parseCount, parseFlags, parseSeed, UsageError } from "./common.js";
-import { checkBugs, checkProfile, failedCheckers, readScenario, seedScenario } from "./runs.js";
+import { Exit, type ExitCode, type Io, parseCount, parseFlags } from "./common.js";
+import { chooseScenario, failedCheckers } from "./runs.js";
 
 export interface Size {
   readonly faults: number;
@@ -60,19 +60,7 @@ export async function shrinkCommand(argv: readonly string[], io: Io): Promise<Ex
     1,
   );
   const file = positionals[0];
-  if ((file === undefined) === (values.seed === undefined))
-    throw new UsageError("shrink needs a scenario FILE or --seed N (one of them)");
-  let input: Scenario;
-  if (file !== undefined) {
-    input = readScenario(file);
-    if (values.bug) input = { ...input, bugs: checkBugs(values.bug) };
-  } else
-    input = seedScenario(
-      parseSeed(values.seed as string),
-      checkProfile(values.profile),
-      undefined,
-      checkBugs(values.bug),
-    );
+  const input = chooseScenario("shrink", file, values);
   const out =
     values.out ??
     (file !== undefined
