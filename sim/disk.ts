@@ -153,19 +153,29 @@ export interface DiskStats {
 }
 
 export class Disk {
-  readonly faults: DiskFaults = {
-    readEioPrefix: null,
-    writeEioPrefix: null,
-    fsyncLies: false,
-    fsyncExtraUs: 0,
-    fsyncExtraUntilUs: Number.POSITIVE_INFINITY,
-    capacityBytes: Number.POSITIVE_INFINITY,
-  };
+  readonly faults: DiskFaults = Disk.healthy();
   readonly stats: DiskStats = { fsyncs: 0, bytesWritten: 0, crashes: 0 };
   private names = new Map<string, Inode>();
   private durableNames = new Map<string, Inode>();
   private busyUntilUs = 0;
   private usedBytes = 0;
+
+  /** The switches of a disk without faults. */
+  static healthy(): DiskFaults {
+    return {
+      readEioPrefix: null,
+      writeEioPrefix: null,
+      fsyncLies: false,
+      fsyncExtraUs: 0,
+      fsyncExtraUntilUs: Number.POSITIVE_INFINITY,
+      capacityBytes: Number.POSITIVE_INFINITY,
+    };
+  }
+
+  /** Turns every fault switch off. */
+  clearFaults(): void {
+    Object.assign(this.faults, Disk.healthy());
+  }
 
   constructor(
     private readonly host: DiskHost,

@@ -132,6 +132,19 @@ export interface ClusterHooks {
   trigger(action: TriggerAction, name: string): void;
 }
 
+/** The nodes a fault acts on. */
+export function faultNodes(f: Fault): string[] {
+  switch (f.kind) {
+    case "partition":
+      return f.groups.flat();
+    case "link":
+    case "clog":
+      return [f.from, f.to];
+    default:
+      return [f.node];
+  }
+}
+
 /** One line describing a fault, for schedules printed to people. */
 export function describeFault(f: Fault): string {
   const at = `${(f.atUs / 1e6).toFixed(3)}s`;
@@ -259,13 +272,8 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
   const recomputeNode = (name: string) => {
     const i = idx(name);
     if (i < 0) return;
+    sim.disk(i).clearFaults();
     const disk = sim.disk(i).faults;
-    disk.fsyncExtraUs = 0;
-    disk.fsyncExtraUntilUs = Number.POSITIVE_INFINITY;
-    disk.readEioPrefix = null;
-    disk.writeEioPrefix = null;
-    disk.capacityBytes = Number.POSITIVE_INFINITY;
-    disk.fsyncLies = false;
     let ppm = 0;
     let slowUntil = 0;
     for (const f of active) {
@@ -445,13 +453,7 @@ export function healAll(target: FaultTarget): void {
     const i = target.index(name);
     if (i < 0) continue;
     while (sim.isPaused(i)) sim.resume(i);
-    const d = sim.disk(i).faults;
-    d.fsyncExtraUs = 0;
-    d.fsyncExtraUntilUs = Number.POSITIVE_INFINITY;
-    d.readEioPrefix = null;
-    d.writeEioPrefix = null;
-    d.capacityBytes = Number.POSITIVE_INFINITY;
-    d.fsyncLies = false;
+    sim.disk(i).clearFaults();
     if (sim.clock(i).driftPpm !== 0) sim.clock(i).setDriftPpm(sim.nowUs, 0);
     if (!sim.isUp(i) && !target.cluster?.replacing(name)) {
       sim.restart(i);

@@ -7,22 +7,13 @@
 import { Random } from "../sim/index.js";
 import { CASES } from "./cases.js";
 import { type Fault, type FaultKind, type FaultMix, generateFaults } from "./faults.js";
+import { RAFT_FAILPOINTS } from "./raft-scenario.js";
 import type { ClientKind, ClientPlan, ClusterPlan, Scenario, Timeline } from "./scenario.js";
 import { SCENARIO_FORMAT, SCENARIO_VERSION } from "./scenario.js";
 
 /** etcd's failpoints, by where they are (gofail names). */
 export const FAILPOINTS = {
-  raft: [
-    "raftBeforeSave",
-    "raftAfterSave",
-    "raftBeforeSaveSnap",
-    "raftAfterSaveSnap",
-    "raftBeforeApplySnap",
-    "raftAfterApplySnap",
-    "raftAfterWALRelease",
-    "raftBeforeLeaderSend",
-    "raftBeforeFollowerSend",
-  ],
+  raft: RAFT_FAILPOINTS,
   backend: [
     "beforeCommit",
     "afterCommit",

@@ -29,7 +29,7 @@ export const RAFT_FAULT_MIX: FaultMix = {
 };
 
 /** etcd's failpoints in the raft loop (server/etcdserver/raft.go). */
-export const RAFT_FAILPOINTS = [
+export const RAFT_FAILPOINTS: readonly string[] = [
   "raftBeforeSave",
   "raftAfterSave",
   "raftBeforeSaveSnap",

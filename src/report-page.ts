@@ -127,7 +127,7 @@ function hit(x, y) {
   const r = rows[Math.floor((y - TOP) / ROW)];
   if (!r || x < LABEL) return null;
   const t = usOf(x), slack = (4 * (t1 - t0)) / (width - LABEL);
-  if (r.kind === "client") return r.ops.find((o) => o.callUs - slack <= t && t <= (o.returnUs ?? t1) + slack) ? {op: r.ops.find((o) => o.callUs - slack <= t && t <= (o.returnUs ?? t1) + slack)} : null;
+  if (r.kind === "client") { const o = r.ops.find((q) => q.callUs - slack <= t && t <= (q.returnUs ?? t1) + slack); return o ? {op: o} : null; }
   if (r.kind === "watch") { const x2 = r.w.responses.find((q) => Math.abs(q.atUs - t) <= slack); return x2 ? {watch: r.w, resp: x2} : {watch: r.w}; }
   if (r.kind === "faults") { const f = D.faults.find((f) => f.lane === r.lane && f.fromUs - slack <= t && t <= f.toUs + slack); return f ? {fault: f} : null; }
   const m = r.m.marks.find((q) => Math.abs(q.atUs - t) <= slack); if (m) return {text: r.m.name + " " + secs(m.atUs) + ": " + m.text};

@@ -12,7 +12,7 @@ import {
   inRange,
   keyValueAt,
 } from "./check/etcd.js";
-import { describeFault, type Fault, type FaultWindow } from "./faults.js";
+import { describeFault, type Fault, type FaultWindow, faultNodes } from "./faults.js";
 import type { RunResult } from "./runner.js";
 import type { Scenario } from "./scenario.js";
 
@@ -106,19 +106,6 @@ export interface ReportData {
   readonly watches: readonly ReportWatch[];
 }
 
-/** The nodes a fault acts on. */
-export function faultNodes(f: Fault): string[] {
-  switch (f.kind) {
-    case "partition":
-      return f.groups.flat();
-    case "link":
-    case "clog":
-      return [f.from, f.to];
-    default:
-      return [f.node];
-  }
-}
-
 const secs = (us: number) => `${(us / 1e6).toFixed(3)}s`;
 
 function opStatus(o: Operation): OpStatus {
@@ -210,8 +197,8 @@ function memberTimelines(r: RunResult): ReportMember[] {
     let from = 0;
     let pausedAt: number | null = null;
     const to = (next: SpanState, nextText: string, atUs: number) => {
-      if (atUs > from || state !== next) {
-        if (atUs > from) spans.push({ fromUs: from, toUs: atUs, state, text });
+      if (atUs > from) {
+        spans.push({ fromUs: from, toUs: atUs, state, text });
         from = atUs;
       }
       state = next;

@@ -321,18 +321,11 @@ function kubernetesTraffic(env: WorkloadEnv): void {
     const mod = seen.mod.get(key) ?? 0;
     const failure: TxnOp[] = [{ type: "range", key }];
     switch (op) {
-      case "create":
+      case "create": // only if absent
+      case "update": // only if unchanged since we saw it
         send({
           type: "txn",
-          compare: [{ key, target: "MOD", result: "EQUAL", value: 0 }],
-          success: [{ type: "put", key, value: `${plan.name}-${n++}` }],
-          failure,
-        });
-        return;
-      case "update":
-        send({
-          type: "txn",
-          compare: [{ key, target: "MOD", result: "EQUAL", value: mod }],
+          compare: [{ key, target: "MOD", result: "EQUAL", value: op === "create" ? 0 : mod }],
           success: [{ type: "put", key, value: `${plan.name}-${n++}` }],
           failure,
         });

@@ -10,28 +10,15 @@ import { DB_PATH } from "../../models/etcd/server.js";
 import type { DiskCrashMode } from "../../sim/index.js";
 import { Simulator } from "../../sim/index.js";
 import { checkEtcdHistory } from "../../src/check/etcd-history.js";
+import { FAILPOINTS } from "../../src/profiles.js";
 import { call, cluster, get, leaderSlot, put, servers, waitFor } from "./harness.js";
 
 /** Every crash point in the etcd server's own code (the raft loop's are in test/raft). */
 const ETCD_CRASH_POINTS = [
-  "beforeCommit",
-  "afterCommit",
-  "commitBeforePreCommitHook",
-  "commitAfterPreCommitHook",
-  "beforeStartDBTxn",
-  "afterStartDBTxn",
-  "beforeWritebackBuf",
-  "afterWritebackBuf",
-  "compactBeforeCommitScheduledCompact",
-  "compactAfterCommitScheduledCompact",
-  "compactBeforeSetFinishedCompact",
-  "compactAfterSetFinishedCompact",
-  "compactBeforeCommitBatch",
-  "compactAfterCommitBatch",
-  "defragBeforeCopy",
-  "defragBeforeRename",
-  "applyBeforeOpenSnapshot",
-  "beforeApplyOneConfChange",
+  ...FAILPOINTS.backend,
+  ...FAILPOINTS.compaction,
+  ...FAILPOINTS.defrag,
+  ...FAILPOINTS.apply,
   // the raft loop's, where a snapshot from the leader is saved and applied
   "raftBeforeSaveSnap",
   "raftAfterSaveSnap",
