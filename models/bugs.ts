@@ -150,6 +150,22 @@ export const BUGS: readonly PlantedBug[] = [
     profile: "etcd",
     detectors: ["raft.election-safety", "raft.persisted-state"],
   },
+  {
+    name: "backup-skips-revision-check",
+    etcdIssue: "etcd-backup-restore",
+    summary:
+      "the data-dir validation skips the revision check against the latest backup: etcd starts on a stale volume and the sidecar uploads its older snapshot over newer ones",
+    profile: "backup",
+    detectors: ["backup.stale-upload", "backup.start-on-bad-data"],
+  },
+  {
+    name: "validation-skips-content-check-after-crash",
+    etcdIssue: "etcd-backup-restore",
+    summary:
+      "the data-dir validation takes the sanity path after an abnormal exit: corruption at rest goes unchecked and etcd starts on it",
+    profile: "backup",
+    detectors: ["backup.start-on-bad-data"],
+  },
 ];
 
 export const BUG_NAMES: readonly string[] = BUGS.map((b) => b.name);

@@ -130,11 +130,27 @@ class Inode {
   opsDurable = 0;
   name: string | null;
   durableName: string | null = null;
+  /** Byte ranges [from, to) a fault corrupted and nothing has rewritten since (an oracle). */
+  corrupted: [number, number][] = [];
 
   constructor(name: string) {
     this.name = name;
   }
+
+  /** Forgets corruption the file no longer holds: cut off, or overwritten by [from, to). */
+  clean(length: number, from = 0, to = 0): void {
+    if (this.corrupted.length === 0) return;
+    this.corrupted = this.corrupted
+      .filter(([a, b]) => a < length && !(a >= from && b <= to))
+      .map(([a, b]) => [a, Math.min(b, length)]);
+  }
 }
+
+/** A volume's durable files: what an old copy of it, or another pod's volume, holds. */
+export type DiskImage = ReadonlyMap<
+  string,
+  { readonly bytes: Uint8Array; readonly corrupted: [number, number][] }
+>;
 
 function applyOp(buf: Buf, op: PendingOp): void {
   if (op.bytes === null) buf.truncate(op.offset);
@@ -224,6 +240,7 @@ export class Disk {
     const growth = Math.max(0, offset + bytes.length - f.data.length);
     this.checkWrite(path, growth);
     f.data.write(offset, bytes);
+    f.clean(f.data.length, offset, offset + bytes.length);
     this.usedBytes += growth;
     this.record(f, { offset, bytes: bytes.slice() });
     this.stats.bytesWritten += bytes.length;
@@ -239,6 +256,7 @@ export class Disk {
     this.checkWrite(path, Math.max(0, length - f.data.length));
     this.usedBytes += length - f.data.length;
     f.data.truncate(length);
+    f.clean(length);
     this.record(f, { offset: length, bytes: null });
   }
 
@@ -326,10 +344,15 @@ export class Disk {
     this.recountUsed();
   }
 
-  /** Flips one random bit in each byte of [offset, offset+length), in the cache and on disk. */
+  /**
+   * Flips one random bit in each byte of [offset, offset+length), in the cache and on disk,
+   * and remembers the range (`corruptedFiles`), so that a checker can tell whether a
+   * process later runs on these bytes.
+   */
   corrupt(path: string, offset: number, length: number): void {
     const f = this.inode(path);
     const end = offset + length;
+    if (offset < f.data.length) f.corrupted.push([offset, Math.min(end, f.data.length)]);
     for (let i = offset; i < end; i++) {
       const mask = 1 << this.random.int(0, 8);
       if (i < f.data.length) f.data.bytes[i] = (f.data.bytes[i] as number) ^ mask;
@@ -342,6 +365,37 @@ export class Disk {
     this.names = new Map();
     this.durableNames = new Map();
     this.usedBytes = 0;
+  }
+
+  /** Files under `dir` still holding corrupted bytes, sorted. */
+  corruptedFiles(dir = ""): string[] {
+    return this.list(dir).filter((p) => (this.names.get(p) as Inode).corrupted.length > 0);
+  }
+
+  /** A copy of the durable files: the volume as a snapshot of it would keep it. */
+  image(): DiskImage {
+    const out = new Map<string, { bytes: Uint8Array; corrupted: [number, number][] }>();
+    for (const [name, f] of [...this.durableNames].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      out.set(name, {
+        bytes: f.durable.bytes.slice(0, f.durable.length),
+        corrupted: f.corrupted.map(([a, b]) => [a, b]),
+      });
+    return out;
+  }
+
+  /** Mounts `image` in place of the volume (the node must be down): all of it durable. */
+  mount(image: DiskImage): void {
+    this.wipe();
+    for (const [name, { bytes, corrupted }] of image) {
+      const f = new Inode(name);
+      f.data.write(0, bytes);
+      f.durable = f.data.clone();
+      f.durableName = name;
+      f.corrupted = corrupted.map(([a, b]) => [a, b]);
+      this.names.set(name, f);
+      this.durableNames.set(name, f);
+    }
+    this.recountUsed();
   }
 
   /** Bytes currently used by files. */

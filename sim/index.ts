@@ -7,6 +7,7 @@ export {
   DiskError,
   type DiskErrorCode,
   type DiskFaults,
+  type DiskImage,
   type DiskOptions,
 } from "./disk.js";
 export { Monitor, type MonitorReport } from "./monitor.js";

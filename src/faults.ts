@@ -10,6 +10,7 @@
 import {
   DEFAULT_LINK,
   type DiskCrashMode,
+  type DiskImage,
   type LinkConfig,
   partitionLinks,
   type Random,
@@ -69,7 +70,30 @@ export type Fault = Window &
     | { readonly kind: "trigger"; readonly node: string; readonly action: TriggerAction }
     /** Cut the node off until the leader took a snapshot past it (bounded by the window). */
     | { readonly kind: "blackhole-until-snapshot"; readonly node: string }
+    /** SIGTERM: a clean stop, a start at the window's end. */
+    | { readonly kind: "stop"; readonly node: string }
+    /**
+     * The node dies, and while it is down bytes of one of its files flip (silent corruption
+     * at rest): `lengthBytes` from `position` (0–1) of the db, the newest WAL segment or
+     * the newest snapshot file. It starts at the window's end.
+     */
+    | {
+        readonly kind: "corrupt";
+        readonly node: string;
+        readonly file: CorruptFile;
+        readonly position: number;
+        readonly lengthBytes: number;
+      }
+    /** The node dies and comes back on an old copy of its volume, taken `ageUs` earlier. */
+    | { readonly kind: "stale-volume"; readonly node: string; readonly ageUs: number }
+    /**
+     * The node dies and comes back on another pod's volume (`other`'s, or a copy of its own
+     * from another namespace when `other` is itself) until the window ends.
+     */
+    | { readonly kind: "wrong-volume"; readonly node: string; readonly other: string }
   );
+
+export type CorruptFile = "db" | "wal" | "snap";
 
 export type TriggerAction = "compact" | "defrag" | "request-progress";
 
@@ -91,10 +115,19 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   "member-replace",
   "trigger",
   "blackhole-until-snapshot",
+  "stop",
+  "corrupt",
+  "stale-volume",
+  "wrong-volume",
 ];
 
 /** Faults outside etcd's assumptions: only the backup profile injects them by default. */
-export const OUTSIDE_ASSUMPTIONS: ReadonlySet<FaultKind> = new Set<FaultKind>(["fsync-lies"]);
+export const OUTSIDE_ASSUMPTIONS: ReadonlySet<FaultKind> = new Set<FaultKind>([
+  "fsync-lies",
+  "corrupt",
+  "stale-volume",
+  "wrong-volume",
+]);
 
 /** What the executor needs beyond the kernel: node names, and hooks for model-level faults. */
 export interface FaultTarget {
@@ -130,6 +163,12 @@ export interface ClusterHooks {
   /** Whether a member replace is under way there (faults must not restart it then). */
   replacing(name: string): boolean;
   trigger(action: TriggerAction, name: string): void;
+  /** SIGTERM to a member (a clean stop). */
+  stop(name: string): void;
+  /** Flips bytes of a down member's file (see the `corrupt` fault). */
+  corruptAtRest(name: string, file: CorruptFile, position: number, lengthBytes: number): void;
+  /** The volume a member gets by mistake: `other`'s, or its own copy from another namespace. */
+  foreignVolume(name: string, other: string): DiskImage;
 }
 
 /** The nodes a fault acts on. */
@@ -140,6 +179,8 @@ export function faultNodes(f: Fault): string[] {
     case "link":
     case "clog":
       return [f.from, f.to];
+    case "wrong-volume":
+      return f.other === f.node ? [f.node] : [f.node, f.other];
     default:
       return [f.node];
   }
@@ -184,6 +225,14 @@ export function describeFault(f: Fault): string {
       return `${at} ${f.action} on ${f.node}`;
     case "blackhole-until-snapshot":
       return `${at} cut ${f.node} off until the leader snapshots past it (at most ${dur})`;
+    case "stop":
+      return `${at} stop ${f.node} cleanly (SIGTERM), start it after ${dur}`;
+    case "corrupt":
+      return `${at} kill ${f.node}; while down, ${f.lengthBytes} bytes of its ${f.file === "db" ? "db" : f.file === "wal" ? "newest WAL segment" : "newest snapshot"} at ${(f.position * 100).toFixed(0)}% flip; start it after ${dur}`;
+    case "stale-volume":
+      return `${at} kill ${f.node}; it comes back on its volume as it was ${(f.ageUs / 1e6).toFixed(3)}s earlier, after ${dur}`;
+    case "wrong-volume":
+      return `${at} kill ${f.node}; it comes back on ${f.other === f.node ? "a copy of its volume from another namespace" : `${f.other}'s volume`} until ${dur} later`;
   }
 }
 
@@ -312,8 +361,42 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
     poll();
   };
 
+  /** Volumes set aside: a stale-volume's old copy, a wrong-volume's right one. */
+  const volumes = new Map<Fault, { node: string; image: DiskImage; mounted: boolean }>();
+  const remount = (f: Fault) => {
+    const v = volumes.get(f);
+    volumes.delete(f);
+    if (!v || idx(v.node) < 0) return;
+    sim.crash(idx(v.node), "keep"); // a pod on the wrong volume may be validating it
+    sim.disk(idx(v.node)).mount(v.image);
+  };
+  /**
+   * Kills a member so that its volume can be touched: not one being replaced, nor one on
+   * another pod's volume (volume faults on a member do not nest).
+   */
+  const takeDown = (name: string): boolean => {
+    const i = idx(name);
+    if (i < 0 || hooks?.replacing(name)) return false;
+    for (const v of volumes.values()) if (v.node === name && v.mounted) return false;
+    sim.crash(i, "keep");
+    return true;
+  };
+
   for (const planned of faults) {
     const endUs = planned.atUs + planned.durationUs;
+    if (planned.kind === "stale-volume") {
+      sim.at(Math.max(0, planned.atUs - planned.ageUs), "fault.stale-volume.copy", () => {
+        const name = (resolveRoles(target, planned) as { node: string }).node;
+        if (idx(name) < 0) return;
+        // its own volume, also while another pod's is mounted in its place
+        const own = [...volumes.values()].find((v) => v.node === name && v.mounted);
+        volumes.set(planned, {
+          node: name,
+          image: own ? own.image : sim.disk(idx(name)).image(),
+          mounted: false,
+        });
+      });
+    }
     const label = `fault.${planned.kind}`;
     let f = planned; // the window's fault with its roles resolved
     const end = () => {
@@ -347,6 +430,15 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
         case "disk-full":
           // etcd exits on an I/O error; its supervisor restarts it once the disk is back
           recomputeNode(f.node);
+          restart(f.node);
+          break;
+        case "wrong-volume":
+          remount(f);
+          restart(f.node);
+          break;
+        case "stop":
+        case "corrupt":
+        case "stale-volume":
           restart(f.node);
           break;
         default:
@@ -414,6 +506,28 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
         case "trigger":
           if (idx(f.node) >= 0) hooks?.trigger(f.action, f.node);
           break;
+        case "stop":
+          if (idx(f.node) >= 0 && !hooks?.replacing(f.node)) {
+            if (hooks) hooks.stop(f.node);
+            else sim.crash(idx(f.node), "keep");
+          }
+          break;
+        case "corrupt":
+          if (takeDown(f.node)) hooks?.corruptAtRest(f.node, f.file, f.position, f.lengthBytes);
+          break;
+        case "stale-volume": {
+          const old = volumes.get(planned);
+          volumes.delete(planned);
+          if (takeDown(f.node)) sim.disk(idx(f.node)).mount(old?.node === f.node ? old.image : new Map());
+          break;
+        }
+        case "wrong-volume":
+          if (hooks && idx(f.other) >= 0 && takeDown(f.node)) {
+            const disk = sim.disk(idx(f.node));
+            volumes.set(f, { node: f.node, image: disk.image(), mounted: true });
+            disk.mount(hooks.foreignVolume(f.node, f.other));
+          }
+          break;
         default:
           recomputeNode(f.node);
       }
@@ -423,6 +537,8 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
   return () => {
     healed = true;
     for (const f of active) close(f);
+    // the operator mounts the right volume back
+    for (const f of active) if (f.kind === "wrong-volume") remount(f);
     // paused clients are not members: healAll would not see them
     for (const f of active)
       if (f.kind === "pause" && idx(f.node) >= 0) while (sim.isPaused(idx(f.node))) sim.resume(idx(f.node));
@@ -532,14 +648,21 @@ export function generateFaults(rng: Random, o: KernelFaultOptions): Fault[] {
     );
     if (!f) continue;
     const takesDown =
-      f.kind === "crash" || f.kind === "member-replace" || (f.kind === "failpoint" && f.action !== "stall");
+      f.kind === "crash" ||
+      f.kind === "member-replace" ||
+      f.kind === "stop" ||
+      f.kind === "corrupt" ||
+      f.kind === "stale-volume" ||
+      f.kind === "wrong-volume" ||
+      (f.kind === "failpoint" && f.action !== "stall");
     if (takesDown) {
       // keep a quorum alive: skip a crash that would take too many members down at once
       // (a role names no member in advance: it counts against every other one)
       let down = 0;
       for (const [n, until] of downUntil) if (until > t && (n !== node || node.startsWith("@"))) down++;
       if (down >= o.maxDown) continue;
-      const upUs = t + (f.kind === "member-replace" ? 10_000_000 : f.durationUs);
+      // a replace (also the sidecar's, for a corrupt member) keeps it out for a while
+      const upUs = t + (f.kind === "member-replace" || f.kind === "corrupt" ? 10_000_000 : f.durationUs);
       downUntil.set(node, Math.max(downUntil.get(node) ?? 0, upUs));
     }
     faults.push(f);
@@ -656,5 +779,26 @@ function drawFault(
         ),
         node,
       };
+    case "stop":
+      return { kind, atUs, durationUs, node };
+    case "corrupt":
+      return {
+        kind,
+        atUs,
+        durationUs,
+        node: concreteOf(node, other),
+        file: rng.pick(["db", "wal", "snap"] as const),
+        position: rng.float(0, 1),
+        lengthBytes: rng.int(1, 17),
+      };
+    case "stale-volume":
+      return { kind, atUs, durationUs, node: concreteOf(node, other), ageUs: rng.int(500_000, 8_000_000) };
+    case "wrong-volume":
+      return { kind, atUs, durationUs, node: concreteOf(node, other), other };
   }
+}
+
+/** Faults on a volume name a member, not a role: its copy is taken before the role exists. */
+function concreteOf(node: string, other: string): string {
+  return node.startsWith("@") ? other : node;
 }

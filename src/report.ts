@@ -417,6 +417,12 @@ export function humanSummary(r: RunResult, file: string | null): string {
     `seed ${r.scenario.seed} (${r.scenario.profile}${r.scenario.bugs.length ? `, bugs: ${r.scenario.bugs.join(", ")}` : ""}): ${v.verdict}`,
     `  ${s.ops} operations, ${s.faults} faults, ${s.leaderChanges} leader changes, ${(s.unavailableMs / 1000).toFixed(1)}s without writes, ${(s.virtualMs / 1000).toFixed(1)}s virtual in ${s.wallMs}ms`,
   ];
+  if (s.backup) {
+    const b = s.backup;
+    lines.push(
+      `  backup: ${b.uploads} uploads, ${b.validations} data-dir validations (${(b.validationMs / 1000).toFixed(2)}s), ${b.restores} restores, ${b.lostWrites} acknowledged writes lost after the last backup${b.lossWindowMs ? ` (acknowledged ${(b.lossWindowMs[0] / 1000).toFixed(3)}s..${(b.lossWindowMs[1] / 1000).toFixed(3)}s)` : ""}`,
+    );
+  }
   if (v.verdict === "unknown") lines.push("  the linearizability check ran out of budget before deciding");
   const shown = new Set<string>();
   for (const x of v.violations) {

@@ -30,6 +30,19 @@ export interface RunStats {
   readonly unavailableMs: number;
   /** Of wallMs: the part spent checking. */
   readonly checkMs: number;
+  /** With backup sidecars: what they did, and what a restore or lost data cost. */
+  readonly backup?: BackupStats;
+}
+
+export interface BackupStats {
+  readonly uploads: number;
+  readonly validations: number;
+  /** Virtual time the data-dir validations took, in total. */
+  readonly validationMs: number;
+  readonly restores: number;
+  /** Acknowledged writes lost with the data (outside etcd's assumptions), and when. */
+  readonly lostWrites: number;
+  readonly lossWindowMs: readonly [number, number] | null;
 }
 
 export interface RunResult {
@@ -84,6 +97,7 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
       progressNotifyIntervalUs: cp.progressNotifyIntervalUs,
       leaseCheckpointIntervalUs: cp.leaseCheckpointIntervalUs,
     },
+    ...(cp.backup ? { backup: cp.backup } : {}),
   });
   const slotOf = (name: string) => cluster.names.indexOf(name);
   const nodeOf = (name: string) => cluster.nodes[slotOf(name)] as number;
@@ -128,6 +142,10 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
     appliedIndex: (name) => cluster.server(slotOf(name))?.applied ?? 0,
     replaceMember: (name) => cluster.replaceMember(slotOf(name), () => {}),
     replacing: (name) => cluster.replacing.has(slotOf(name)),
+    stop: (name) => cluster.stopGracefully(slotOf(name)),
+    corruptAtRest: (name, file, position, length) =>
+      cluster.corruptAtRest(slotOf(name), file, position, length),
+    foreignVolume: (name, other) => cluster.foreignVolume(slotOf(name), slotOf(other)),
     trigger: (action: TriggerAction, name: string) => {
       const node = nodeOf(name);
       if (action === "defrag") op().maintenance(node, { type: "defrag" }, () => {});
@@ -228,6 +246,7 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
     reports: sim.monitor.reports,
     endUs,
     params: { electionTimeoutUs: cp.tickUs * cp.electionTicks, maxClockDriftPpm: maxDrift },
+    ...(cluster.backup ? { backup: cluster.backup } : {}),
   };
   const simMs = wallNow() - wallStart;
   const checkStart = wallNow();
@@ -252,7 +271,24 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
       leaderChanges: Math.max(0, cluster.invariants.leadersElected - 1),
       unavailableMs: unavailableMs(artifacts, sc),
       checkMs: Math.round(checkMs),
+      ...(cluster.backup ? { backup: backupStats(artifacts, validation) } : {}),
     },
+  };
+}
+
+function backupStats(a: RunArtifacts, v: Validation): BackupStats {
+  const b = a.backup as NonNullable<RunArtifacts["backup"]>;
+  const loss = v.loss;
+  return {
+    uploads: b.uploads.length,
+    validations: b.validations.length,
+    validationMs: Math.round(b.validations.reduce((n, x) => n + x.costUs, 0) / 1000),
+    restores: b.restores.length,
+    lostWrites: loss?.lostWrites ?? 0,
+    lossWindowMs:
+      loss && loss.fromUs !== null && loss.toUs !== null
+        ? [Math.round(loss.fromUs / 1000), Math.round(loss.toUs / 1000)]
+        : null,
   };
 }
 

@@ -22,6 +22,8 @@ export interface ClusterPlan {
   /** 0: lease checkpoints off. */
   readonly leaseCheckpointIntervalUs: number;
   readonly walSegmentBytes: number;
+  /** Members run next to etcd-backup-restore's sidecar, with a backup store (the backup profile). */
+  readonly backup?: { readonly snapshotPeriodUs: number; readonly deltasPerFull: number };
 }
 
 export type ClientKind = "etcd" | "kubernetes" | "watch" | "lease" | "lock" | "election";
@@ -127,6 +129,13 @@ export function checkScenario(doc: unknown): Scenario {
   ])
     need(isInt(c[k], 1), `"cluster.${k}" must be a positive integer`);
   need(isInt(c.leaseCheckpointIntervalUs), `"cluster.leaseCheckpointIntervalUs" must be an integer >= 0`);
+  if (c.backup !== undefined) {
+    const b = c.backup as Record<string, unknown>;
+    need(
+      typeof b === "object" && b !== null && isInt(b.snapshotPeriodUs, 1) && isInt(b.deltasPerFull),
+      `"cluster.backup" must be {"snapshotPeriodUs": positive integer, "deltasPerFull": integer >= 0}`,
+    );
+  }
   need(Array.isArray(d.clients), `"clients" must be an array`);
   const members = Array.from({ length: c.members as number }, (_, i) => `m${i + 1}`);
   const names = new Set<string>();
@@ -235,6 +244,23 @@ function checkFaultFields(f: Record<string, unknown>, at: string, nodes: readonl
     case "trigger":
       node("node");
       oneOf("action", ["compact", "defrag", "request-progress"]);
+      break;
+    case "corrupt":
+      node("node", []);
+      oneOf("file", ["db", "wal", "snap"]);
+      need(
+        typeof f.position === "number" && f.position >= 0 && f.position <= 1,
+        `${at}.position must be from 0 to 1`,
+      );
+      need(isInt(f.lengthBytes, 1), `${at}.lengthBytes must be a positive integer`);
+      break;
+    case "stale-volume":
+      node("node", []);
+      need(isInt(f.ageUs), `${at}.ageUs must be an integer >= 0`);
+      break;
+    case "wrong-volume":
+      node("node", []);
+      node("other", []);
       break;
     default:
       node("node");

@@ -9,8 +9,11 @@
 //   appended to the db file as one record and fsynced, and the read buffer is reset.
 //   A crash loses everything since the last durable commit; WAL replay makes it up.
 // - The db file is a log of commit records, each with a CRC, so that a commit is atomic
-//   as bbolt's meta-page switch makes it: a torn last record is ignored at open; a bad
-//   record followed by good ones is corruption, and the member refuses to start.
+//   as bbolt's meta-page switch makes it: a torn last record is ignored at open. The
+//   header (length, its complement) stands for bbolt's page headers: a broken one is
+//   corruption and the member refuses to start. The body's CRC is checked only on the
+//   last record (to tell a torn commit) and by `check` (bbolt's tx.Check): bbolt keeps
+//   no checksum of its data pages, so flipped bits there are served silently.
 // - Defragmentation rewrites the db compactly into `db.tmp`, fsyncs it and renames it
 //   over `db` (failpoints defragBeforeCopy, defragBeforeRename).
 //
@@ -21,7 +24,7 @@ import { crc32c, decode, encode } from "../codec.js";
 
 export const BUCKETS = ["key", "meta", "lease", "members", "members_removed", "alarm", "cluster"] as const;
 export type Bucket = (typeof BUCKETS)[number];
-type Key = number | string;
+export type Key = number | string;
 
 /** Backend errors that stop the member from starting (etcd: DataDirectoryCorrupt). */
 export class BackendCorrupt extends Error {}
@@ -201,7 +204,9 @@ export class Backend implements BackendTx {
 
   /**
    * Opens the db file (creating it if absent) and replays its commit records. A torn
-   * last record is dropped; corruption before the end throws BackendCorrupt.
+   * last record is dropped. Older records are read as bbolt reads its pages: without a
+   * checksum, so flipped bits in them are served as they are (only `check` notices);
+   * a record that no longer decodes throws BackendCorrupt (bbolt panics on a bad page).
    */
   static open(disk: Disk, options: BackendOptions, host: BackendHost): Backend {
     const b = new Backend(disk, options, host);
@@ -210,35 +215,46 @@ export class Backend implements BackendTx {
       return b;
     }
     const bytes = disk.read(options.path);
-    let off = 0;
-    while (off < bytes.length) {
-      if (off + 8 > bytes.length) break; // torn header at the end
-      const view = new DataView(bytes.buffer, bytes.byteOffset + off);
-      const len = view.getUint32(0);
-      const crc = view.getUint32(4);
-      if (off + 8 + len > bytes.length) break; // torn record at the end
-      const body = bytes.subarray(off + 8, off + 8 + len);
-      if (crc32c(0, body) !== crc) {
-        if (off + 8 + len < bytes.length) throw new BackendCorrupt(`db: bad checksum at offset ${off}`);
-        break; // a torn last record: that commit never happened
-      }
-      let ops: [Bucket, Key, unknown][];
-      try {
-        ops = decode<[Bucket, Key, unknown][]>(body);
-      } catch {
-        throw new BackendCorrupt(`db: unreadable record at offset ${off}`);
-      }
-      for (const [bucket, key, value] of ops) {
-        const t = b.tables.get(bucket);
-        if (!t) throw new BackendCorrupt(`db: unknown bucket ${bucket}`);
-        if (value === null) t.delete(key);
-        else t.put(key, value);
-      }
-      off += 8 + len;
-    }
+    const end = readDb(bytes, false, (bucket, key, value) => {
+      const t = b.tables.get(bucket) as Table;
+      if (value === null) t.delete(key);
+      else t.put(key, value);
+    });
     // Drop the torn tail, so the next commit appends after the last good record.
-    if (off < bytes.length) disk.truncate(options.path, off);
+    if (end < bytes.length) disk.truncate(options.path, end);
     return b;
+  }
+
+  /**
+   * bbolt's tx.Check, as etcd-backup-restore's full validation runs it: every record
+   * intact. Returns what is wrong, or null.
+   */
+  static check(bytes: Uint8Array): string | null {
+    try {
+      readDb(bytes, true, () => {});
+      return null;
+    } catch (e) {
+      if (e instanceof BackendCorrupt) return e.message;
+      throw e;
+    }
+  }
+
+  /** A db file holding exactly `tables` (a restore writes one). */
+  static serialize(tables: ReadonlyMap<Bucket, ReadonlyMap<Key, unknown>>): Uint8Array {
+    const ops: [Bucket, Key, unknown][] = [];
+    for (const [bucket, t] of tables) for (const [k, v] of t) ops.push([bucket, k, v]);
+    return frame(encode(ops));
+  }
+
+  /** The buckets of a db file's bytes, read as `open` reads them (throws BackendCorrupt). */
+  static contents(bytes: Uint8Array): Map<Bucket, Map<Key, unknown>> {
+    const out = new Map<Bucket, Map<Key, unknown>>(BUCKETS.map((b) => [b, new Map()]));
+    readDb(bytes, false, (bucket, key, value) => {
+      const t = out.get(bucket) as Map<Key, unknown>;
+      if (value === null) t.delete(key);
+      else t.set(key, value);
+    });
+    return out;
   }
 
   /** Restores a database received from the leader (etcd's `<index>.snap.db`). */
@@ -399,12 +415,7 @@ export class Backend implements BackendTx {
     }
     if (changes.length > 0) {
       const body = encode(changes.map((c) => [c.bucket, c.key, c.value === undefined ? null : c.value]));
-      const record = new Uint8Array(8 + body.length);
-      const view = new DataView(record.buffer);
-      view.setUint32(0, body.length);
-      view.setUint32(4, crc32c(0, body));
-      record.set(body, 8);
-      this.disk.append(this.options.path, record);
+      this.disk.append(this.options.path, frame(body));
       this.commits++;
       this.inFlight++;
       this.disk.fsync(this.options.path, (err) => {
@@ -445,13 +456,7 @@ export class Backend implements BackendTx {
   snapshot(): Uint8Array {
     const ops: [Bucket, Key, unknown][] = [];
     for (const [bucket, t] of this.tables) for (const k of t.keys()) ops.push([bucket, k, t.get(k)]);
-    const body = encode(ops);
-    const record = new Uint8Array(8 + body.length);
-    const view = new DataView(record.buffer);
-    view.setUint32(0, body.length);
-    view.setUint32(4, crc32c(0, body));
-    record.set(body, 8);
-    return record;
+    return frame(encode(ops));
   }
 
   /**
@@ -496,4 +501,62 @@ function dropRepeats(changes: readonly Change[]): Change[] {
     last.set(`${c.bucket}\0${c.key}`, i);
   });
   return changes.filter((c, i) => last.get(`${c.bucket}\0${c.key}`) === i);
+}
+
+const HEADER_BYTES = 12; // u32 length, u32 its complement, u32 CRC-32C of the body
+
+/** One commit record: header and body. */
+function frame(body: Uint8Array): Uint8Array {
+  const record = new Uint8Array(HEADER_BYTES + body.length);
+  const view = new DataView(record.buffer);
+  view.setUint32(0, body.length);
+  view.setUint32(4, ~body.length >>> 0);
+  view.setUint32(8, crc32c(0, body));
+  record.set(body, HEADER_BYTES);
+  return record;
+}
+
+/**
+ * Reads the commit records of a db file, calling `apply` for each change in order, and
+ * returns where the good records end (a torn last record is left out). `verify` checks
+ * every record's CRC; without it only the last one is checked (to tell a torn commit).
+ */
+function readDb(
+  bytes: Uint8Array,
+  verify: boolean,
+  apply: (bucket: Bucket, key: Key, value: unknown) => void,
+): number {
+  let off = 0;
+  while (off < bytes.length) {
+    if (off + HEADER_BYTES > bytes.length) break; // torn header at the end
+    const view = new DataView(bytes.buffer, bytes.byteOffset + off);
+    const len = view.getUint32(0);
+    if (view.getUint32(4) !== ~len >>> 0) throw new BackendCorrupt(`db: bad page header at offset ${off}`);
+    const crc = view.getUint32(8);
+    const end = off + HEADER_BYTES + len;
+    if (end > bytes.length) break; // torn record at the end
+    const body = bytes.subarray(off + HEADER_BYTES, end);
+    const last = end >= bytes.length;
+    if ((verify || last) && crc32c(0, body) !== crc) {
+      if (!last) throw new BackendCorrupt(`db: bad checksum at offset ${off}`);
+      break; // a torn last record: that commit never happened
+    }
+    let ops: unknown;
+    try {
+      ops = decode<unknown>(body);
+    } catch {
+      throw new BackendCorrupt(`db: unreadable record at offset ${off}`);
+    }
+    if (!Array.isArray(ops)) throw new BackendCorrupt(`db: unreadable record at offset ${off}`);
+    for (const op of ops) {
+      if (!Array.isArray(op) || !BUCKETS.includes(op[0] as Bucket))
+        throw new BackendCorrupt(`db: bad page at offset ${off}`);
+      const [bucket, key, value] = op as [Bucket, unknown, unknown];
+      if (typeof key !== "number" && typeof key !== "string")
+        throw new BackendCorrupt(`db: bad key at offset ${off}`);
+      apply(bucket, key, value);
+    }
+    off = end;
+  }
+  return off;
 }

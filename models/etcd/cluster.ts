@@ -5,13 +5,65 @@
 // Member replace follows etcd's robustness tests: remove the member through the API,
 // stop it, wipe its data dir, add it back under a new member id, start it joining the
 // existing cluster.
-import type { DiskOptions, Simulator } from "../../sim/index.js";
+//
+// With `backup`, each member runs in a pod next to etcd-backup-restore's sidecar
+// (models/backup), and a backup store node ("store") holds their snapshots.
+import type { DiskImage, DiskOptions, NodeContext, Simulator } from "../../sim/index.js";
+import {
+  MemberPod,
+  type PodConfig,
+  type PodHooks,
+  SAFE_GUARD,
+  type ValidationRecord,
+} from "../backup/sidecar.js";
+import { BackupCatalogue, BackupStore, type UploadRecord } from "../backup/store.js";
 import { Bugs } from "../bugs.js";
 import { type ClientConfig, DEFAULT_CLIENT, EtcdClient } from "../client/client.js";
+import type { KeyValue } from "../client/history.js";
 import { HistoryRecorder } from "../client/recorder.js";
 import { RaftInvariants } from "../raft/invariants.js";
 import type { MaintenanceResult } from "./protocol.js";
-import { type AppliedEntry, DEFAULT_ETCD, EtcdServer, type EtcdServerConfig } from "./server.js";
+import {
+  type AppliedEntry,
+  DB_PATH,
+  DEFAULT_ETCD,
+  EtcdServer,
+  type EtcdServerConfig,
+  MEMBER_DIR,
+} from "./server.js";
+
+export interface BackupOptions {
+  /** A full snapshot or a delta every this often. */
+  readonly snapshotPeriodUs: number;
+  /** A full snapshot after this many deltas. */
+  readonly deltasPerFull: number;
+}
+
+/** A member beginning to serve clients, as the backup checks see it. */
+export interface ServeRecord {
+  readonly atUs: number;
+  readonly member: string;
+  readonly revision: number;
+  /** The newest revision in the backup store then (0: empty). */
+  readonly newestBackup: number;
+  /** Files of its data dir holding bytes a fault corrupted (the simulator knows). */
+  readonly corrupted: readonly string[];
+  /** One member: its store then, where a new epoch of the history begins. */
+  readonly state?: {
+    readonly revision: number;
+    readonly compactRevision: number;
+    readonly kvs: readonly KeyValue[];
+    readonly leases: readonly number[];
+  };
+}
+
+/** What the backup sidecars and the store did during a run. */
+export interface BackupRecord {
+  readonly uploads: readonly UploadRecord[];
+  readonly validations: ValidationRecord[];
+  readonly serves: ServeRecord[];
+  readonly restores: { readonly atUs: number; readonly member: string; readonly revision: number }[];
+}
 
 export type ServerOptions = Partial<
   Omit<
@@ -25,6 +77,8 @@ export interface EtcdClusterOptions {
   readonly server?: ServerOptions;
   readonly bugs?: Bugs;
   readonly disk?: Partial<DiskOptions>;
+  /** Run every member with a backup sidecar, and a backup store. */
+  readonly backup?: BackupOptions;
 }
 
 /** An applied entry, and when (true virtual time). */
@@ -59,6 +113,9 @@ export class EtcdCluster {
   readonly serverConfig: ServerOptions;
   /** Member replaces in progress (faults must not restart those members meanwhile). */
   readonly replacing = new Set<number>();
+  /** With backup sidecars: the store's catalogue and what happened (else null). */
+  readonly backup: BackupRecord | null = null;
+  private readonly catalogue: BackupCatalogue | null = null;
 
   constructor(
     readonly sim: Simulator,
@@ -73,6 +130,7 @@ export class EtcdCluster {
     const n = options.members;
     this.nextMemberId = n + 1;
     const peers = Array.from({ length: n }, (_, i) => i + 1);
+    const backup = options.backup;
     for (let i = 0; i < n; i++) {
       const name = `m${i + 1}`;
       this.names.push(name);
@@ -83,12 +141,130 @@ export class EtcdCluster {
       this.nodes.push(
         sim.addNode(
           name,
-          (ctx) => new EtcdServer(ctx, this.serverFor(slot, peers)),
+          (ctx) =>
+            backup
+              ? this.newPod(ctx, {
+                  server: this.serverFor(slot, peers),
+                  singleMember: n === 1,
+                  storeNode: this.storeNode,
+                  identity: `etcd-dst/${name}`,
+                  snapshotPeriodUs: backup.snapshotPeriodUs,
+                  deltasPerFull: backup.deltasPerFull,
+                  bugs: this.bugs,
+                  hooks: this.podHooks(),
+                  nowUs: () => sim.nowUs,
+                })
+              : new EtcdServer(ctx, this.serverFor(slot, peers)),
           options.disk ? { disk: options.disk } : {},
         ),
       );
     }
+    if (backup) {
+      const catalogue = new BackupCatalogue(() => sim.nowUs);
+      this.catalogue = catalogue;
+      this.backup = { uploads: catalogue.uploads, validations: [], serves: [], restores: [] };
+      this.storeNode = sim.addNode("store", (ctx) => new BackupStore(ctx, catalogue));
+      sim.start(this.storeNode);
+    }
     for (const node of this.nodes) sim.start(node);
+  }
+
+  /**
+   * A pod starting. A lone member may start from older data than it had (faults outside
+   * etcd's assumptions, which the sidecar exists for): raft's invariants start afresh, and
+   * the backup checks judge what it comes back with.
+   */
+  private newPod(ctx: NodeContext, config: PodConfig): MemberPod {
+    if (this.size === 1) this.invariants.reset();
+    return new MemberPod(ctx, config);
+  }
+
+  /** The backup store's node (-1 without sidecars). */
+  private storeNode = -1;
+
+  private podHooks(): PodHooks {
+    const slotOf = (name: string) => this.names.indexOf(name);
+    return {
+      validated: (v) => this.backup?.validations.push(v),
+      replaceAsLearner: (name) => this.replaceMember(slotOf(name), () => {}, 60_000_000, true),
+      restartAfter: (name, backoffUs) => {
+        const node = this.nodes[slotOf(name)] as number;
+        this.sim.after(backoffUs, "kubelet.restart", () => {
+          if (!this.sim.isUp(node) && !this.replacing.has(slotOf(name))) this.sim.restart(node);
+        });
+      },
+      restored: (name, revision) => {
+        // a new cluster from the backup: raft starts again, and so does the record
+        this.backup?.restores.push({ atUs: this.sim.nowUs, member: name, revision });
+        this.invariants.reset();
+        this.newRecord(name, this.memberIds[slotOf(name)] as number);
+      },
+    };
+  }
+
+  /** A member began serving: what the backup checks need to know about its data then. */
+  private noteServing(member: string, server: EtcdServer): void {
+    if (!this.backup || !this.catalogue) return;
+    const node = this.nodes[this.names.indexOf(member)] as number;
+    let state: ServeRecord["state"];
+    if (this.size === 1) {
+      const r = server.mvcc.range("", "\0");
+      state = {
+        revision: server.mvcc.currentRev,
+        compactRevision: server.mvcc.compactMainRev,
+        kvs: "kvs" in r ? r.kvs : [],
+        leases: server.lessor.ids(),
+      };
+    }
+    this.backup.serves.push({
+      atUs: this.sim.nowUs,
+      member,
+      revision: server.mvcc.currentRev,
+      newestBackup: this.catalogue.newestRevision,
+      // etcd sets a snapshot failing its CRC aside (.broken) and never reads it again
+      corrupted: this.sim
+        .disk(node)
+        .corruptedFiles(MEMBER_DIR)
+        .filter((p) => !p.endsWith(".broken")),
+      ...(state ? { state } : {}),
+    });
+  }
+
+  /**
+   * Flips `lengthBytes` bytes at `position` (0–1) of a member's db, newest WAL segment or
+   * newest snapshot file, on its disk as it is (the member should be down).
+   */
+  corruptAtRest(slot: number, file: "db" | "wal" | "snap", position: number, lengthBytes: number): void {
+    const disk = this.sim.disk(this.nodes[slot] as number);
+    const path =
+      file === "db"
+        ? DB_PATH
+        : disk
+            .list(`${MEMBER_DIR}/${file === "wal" ? "wal" : "snap"}`)
+            .filter((p) => p.endsWith(file === "wal" ? ".wal" : ".snap"))
+            .pop();
+    if (!path || !disk.exists(path) || disk.size(path) === 0) return;
+    const size = disk.size(path);
+    const offset = Math.min(size - 1, Math.floor(position * size));
+    disk.corrupt(path, offset, Math.min(lengthBytes, size - offset));
+  }
+
+  /** A volume mounted by mistake: `other`'s, or this member's own from another namespace. */
+  foreignVolume(slot: number, otherSlot: number): DiskImage {
+    const image = this.sim.disk(this.nodes[otherSlot] as number).image();
+    if (otherSlot !== slot) return image;
+    const copy = new Map(image);
+    const guard = new TextEncoder().encode(`another-namespace/${this.names[slot]}`);
+    copy.set(SAFE_GUARD, { bytes: guard, corrupted: [] });
+    return copy;
+  }
+
+  /** SIGTERM: a clean stop (the bootstrap script records it for the next validation). */
+  stopGracefully(slot: number): void {
+    const node = this.nodes[slot] as number;
+    const p = this.sim.program(node);
+    if (p instanceof MemberPod) p.stopGracefully();
+    this.sim.crash(node, "keep");
   }
 
   private serverFor(slot: number, peers: readonly number[]): EtcdServerConfig {
@@ -109,6 +285,7 @@ export class EtcdCluster {
         expiryProposed: (member, requestId, leaseId) =>
           this.recorder.expiryProposed(member, requestId, leaseId),
         removed: () => {},
+        serving: (member, server) => this.noteServing(member, server),
       },
     };
   }
@@ -141,6 +318,7 @@ export class EtcdCluster {
   /** The running server of a slot (null while it is down). */
   server(slot: number): EtcdServer | null {
     const p = this.sim.program(this.nodes[slot] as number);
+    if (p instanceof MemberPod) return p.server;
     return p instanceof EtcdServer ? p : null;
   }
 
@@ -196,8 +374,16 @@ export class EtcdCluster {
    * its data, add it back as a new member, start it. Membership calls are retried until
    * they succeed or `deadlineUs` of virtual time passes; `done(false)` then leaves the
    * member stopped and wiped, as an operator who gave up would.
+   *
+   * `learner`: etcd-backup-restore's action for a corrupt member of a multi-member
+   * cluster: added back as a learner, promoted once it caught up.
    */
-  replaceMember(slot: number, done: (ok: boolean, why?: string) => void, deadlineUs = 60_000_000): void {
+  replaceMember(
+    slot: number,
+    done: (ok: boolean, why?: string) => void,
+    deadlineUs = 60_000_000,
+    learner = false,
+  ): void {
     const admin = this.adminClient();
     const oldId = this.memberIds[slot] as number;
     const endUs = this.sim.nowUs + deadlineUs;
@@ -243,13 +429,29 @@ export class EtcdCluster {
         this.joining[slot] = true;
         this.newRecord(this.names[slot] as string, newId);
         call(
-          { type: "member-add", memberId: newId, learner: false },
+          { type: "member-add", memberId: newId, learner },
           (r) => listed(r, newId),
           () => {
             if (this.sim.isUp(node)) this.sim.crash(node, "keep");
             this.sim.restart(node);
             this.replacing.delete(slot);
-            done(true);
+            if (!learner) return done(true);
+            // promote once it holds what the leader committed (etcd refuses before)
+            const promote = () => {
+              const s = this.server(slot);
+              const lead = this.leader();
+              if (!s || !lead || s.applied < lead.raft.committedIndex) {
+                if (this.sim.nowUs > endUs) return done(false, "the learner did not catch up in time");
+                this.sim.after(500_000, "member.promote-wait", promote);
+                return;
+              }
+              call(
+                { type: "member-promote", memberId: newId },
+                (r) => r.type === "members" && r.members.some((m) => m.id === newId && !m.learner),
+                () => done(true),
+              );
+            };
+            promote();
           },
         );
       },

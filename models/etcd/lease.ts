@@ -8,7 +8,7 @@
 // - Expired leases are handed to the server about every 500 ms, at most 1000 a second,
 //   and a lease being revoked is offered again after 3 s if it is still there.
 // - A revoke deletes the lease's keys in one write transaction (one revision).
-import type { Backend } from "./backend.js";
+import { type Backend, BackendCorrupt } from "./backend.js";
 import { Errors } from "./errors.js";
 
 export interface Lease {
@@ -52,6 +52,8 @@ export class Lessor {
     this.primary = false;
     for (const [, v] of this.backend.range("lease", 0, Number.MAX_SAFE_INTEGER)) {
       const s = v as StoredLease;
+      if (!Number.isSafeInteger(s?.id) || !Number.isFinite(s.ttlS) || !Number.isFinite(s.remainingS))
+        throw new BackendCorrupt("db: bad lease record"); // a bad page: etcd panics
       this.leases.set(s.id, {
         id: s.id,
         ttlS: s.ttlS,

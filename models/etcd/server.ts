@@ -79,6 +79,11 @@ export interface EtcdServerConfig {
   readonly memberName: (memberId: number) => string;
   readonly invariants: RaftInvariants | null;
   readonly observer: EtcdObserver | null;
+  /**
+   * Start without publishing (no clients served) until `openGate`: the embedded etcd of
+   * etcd-backup-restore's second revision check, which applies the WAL tail only.
+   */
+  readonly gated?: boolean;
 }
 
 export const DEFAULT_ETCD: Omit<
@@ -121,6 +126,8 @@ export interface EtcdObserver {
   expiryProposed(member: string, requestId: string, leaseId: number): void;
   /** A member stopped for good (removed from the cluster). */
   removed(member: string): void;
+  /** A member began serving clients (its publish entry applied), at `revision`. */
+  serving?(member: string, server: EtcdServer): void;
 }
 
 type ApplyItem =
@@ -147,9 +154,9 @@ interface SnapshotPayload {
   readonly db: Uint8Array;
 }
 
-const META_CI = "consistent_index";
+export const META_CI = "consistent_index";
 const PUBLISH_RETRY_US = 500_000;
-const META_TERM = "term";
+export const META_TERM = "term";
 
 function hex16(n: number): string {
   return n.toString(16).padStart(16, "0");
@@ -192,6 +199,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
   private publishId = "";
   private snapReceipts = 0;
   private removed = false;
+  private gated: boolean;
   // linearizable reads (etcd's linearizableReadLoop)
   private readonly readQueue: PendingRead[] = [];
   private readRound: {
@@ -207,6 +215,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
     private readonly ctx: NodeContext,
     readonly cfg: EtcdServerConfig,
   ) {
+    this.gated = cfg.gated === true;
     this.backend = this.openBackend();
     this.loadConsistentIndex();
     this.mvcc = new Mvcc(
@@ -250,7 +259,12 @@ export class EtcdServer implements NodeProgram, RaftApp {
           `failed to find database snapshot file (${snapDbPath(snap.metadata.index)}) for snapshot ${snap.metadata.index}`,
         );
     }
-    this.restoreStores();
+    try {
+      this.restoreStores();
+    } catch (e) {
+      if (e instanceof BackendCorrupt) this.refuse(e.message);
+      throw e;
+    }
     this.restoreMembers();
     this.applied = Math.max(this.ci, snap?.metadata.index ?? 0);
     this.backend.startTicker();
@@ -377,7 +391,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
    * applied; clients are served from then on.
    */
   private publish(): void {
-    if (this.serving || this.removed) return;
+    if (this.serving || this.removed || this.gated) return;
     this.publishId = this.nextRequestId();
     this.raft.propose(
       encode({
@@ -387,6 +401,12 @@ export class EtcdServer implements NodeProgram, RaftApp {
       } satisfies InternalRequest),
     );
     this.ctx.setTimer(PUBLISH_RETRY_US, "publish.retry", () => this.publish());
+  }
+
+  /** Lets a gated member publish itself and serve clients. */
+  openGate(): void {
+    this.gated = false;
+    this.publish();
   }
 
   // ---- failure ------------------------------------------------------------------------------
@@ -954,7 +974,10 @@ export class EtcdServer implements NodeProgram, RaftApp {
         return { type: "lease-revoke", revision: this.mvcc.currentRev };
       }
       case "publish":
-        if (req.id === this.publishId) this.serving = true;
+        if (req.id === this.publishId) {
+          this.serving = true;
+          this.cfg.observer?.serving?.(this.ctx.name, this);
+        }
         return { type: "lease-revoke", revision: this.mvcc.currentRev };
       case "range":
         return this.serveRange(op);

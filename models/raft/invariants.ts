@@ -34,6 +34,7 @@ export class RaftInvariants {
   /** per node: the newest term and vote known durable, and the newest vote it promised */
   private readonly durable = new Map<string, Vote>();
   private readonly promised = new Map<string, Vote>();
+  private electedBefore = 0;
 
   constructor(private readonly report: Report) {}
 
@@ -200,9 +201,29 @@ export class RaftInvariants {
     this.leaderLast.delete(node);
   }
 
-  /** How many terms elected a leader. */
+  /**
+   * A new cluster from the same members (a restore from backup): raft starts again at
+   * term 0 and index 0, so nothing known about the old one applies.
+   */
+  reset(): void {
+    this.electedBefore += this.leaders.size;
+    for (const m of [
+      this.leaders,
+      this.seen,
+      this.commitByTerm,
+      this.leaderLast,
+      this.durable,
+      this.promised,
+    ])
+      m.clear();
+    this.committedTerm.length = 0;
+    this.committedDigest.length = 0;
+    this.maxCommitted = 0;
+  }
+
+  /** How many terms elected a leader (across resets). */
   get leadersElected(): number {
-    return this.leaders.size;
+    return this.electedBefore + this.leaders.size;
   }
 
   /** The highest index applied anywhere so far. */

@@ -145,10 +145,12 @@ export class RaftNode {
     const disk = ctx.disk;
     let storage: MemoryStorage;
     let snap: Snapshot | null = null;
+    let nothingPersisted = false;
     if (walExists(disk, this.walDir)) {
       snap = this.snapshotter.loadNewestAvailable(scanSnapshots(disk, this.walDir));
       const marker = snap ? { index: snap.metadata.index, term: snap.metadata.term } : { index: 0, term: 0 };
       const read = this.openWal(marker);
+      nothingPersisted = !snap && !read.hardState && read.entries.length === 0;
       storage = new MemoryStorage(snap ?? undefined);
       if (read.hardState) storage.hardState = read.hardState;
       storage.append(read.entries);
@@ -176,6 +178,9 @@ export class RaftNode {
           commitBeforeLeaderPersist: config.commitBeforeLeaderPersist,
         }),
     );
+    // A WAL created by a first start that died before its first save holds nothing: the
+    // new member bootstraps into it (else it would wait forever with no voters).
+    if (nothingPersisted && config.initialPeers.length > 0) this.raw.bootstrap(config.initialPeers);
     if (this.wal === null) {
       if (config.initialPeers.length > 0) this.raw.bootstrap(config.initialPeers);
       this.blocked = true;
@@ -265,6 +270,12 @@ export class RaftNode {
 
   get committedIndex(): number {
     return this.raw.raft.raftLog.committed;
+  }
+
+  /** A leader that committed an entry of its own term (ReadIndex's precondition): it holds all committed. */
+  get leaderCaughtUp(): boolean {
+    const r = this.raw.raft;
+    return r.state === StateType.Leader && r.raftLog.term(r.raftLog.committed) === r.term;
   }
 
   private scheduleTick(): void {

@@ -35,25 +35,45 @@ export class Snapshotter {
 
   /** The newest readable snapshot whose (index, term) the WAL records, or null. */
   loadNewestAvailable(walSnaps: readonly WalSnapshot[]): Snapshot | null {
-    const files = this.disk
-      .list(this.dir)
-      .map((path) => ({ path, id: parseSnapName(path) }))
-      .filter((f): f is { path: string; id: WalSnapshot } => f.id !== null)
-      .sort((a, b) => b.id.index - a.id.index);
-    for (const f of files) {
-      if (!walSnaps.some((w) => w.index === f.id.index && w.term === f.id.term)) continue;
+    for (const f of this.recorded(walSnaps)) {
       const snap = this.read(f.path);
       if (snap) return snap;
     }
     return null;
   }
 
+  /**
+   * The newest snapshot file the WAL records, checked without touching anything (a
+   * data-dir validation): its id (null: none), or `broken` naming a file failing its CRC.
+   */
+  inspectNewest(walSnaps: readonly WalSnapshot[]): { id: WalSnapshot | null; broken: string | null } {
+    const files = this.recorded(walSnaps);
+    const newest = files[0];
+    if (!newest) return { id: null, broken: null };
+    return this.intact(newest.path) ? { id: newest.id, broken: null } : { id: null, broken: newest.path };
+  }
+
+  private recorded(walSnaps: readonly WalSnapshot[]): { path: string; id: WalSnapshot }[] {
+    return this.disk
+      .list(this.dir)
+      .map((path) => ({ path, id: parseSnapName(path) }))
+      .filter((f): f is { path: string; id: WalSnapshot } => f.id !== null)
+      .filter((f) => walSnaps.some((w) => w.index === f.id.index && w.term === f.id.term))
+      .sort((a, b) => b.id.index - a.id.index);
+  }
+
+  private intact(path: string): boolean {
+    const bytes = this.disk.read(path);
+    return (
+      bytes.length > 4 &&
+      new DataView(bytes.buffer, bytes.byteOffset).getUint32(0) === crc32c(0, bytes.subarray(4))
+    );
+  }
+
   private read(path: string): Snapshot | null {
     const bytes = this.disk.read(path);
     const body = bytes.subarray(4);
-    const ok =
-      bytes.length > 4 && new DataView(bytes.buffer, bytes.byteOffset).getUint32(0) === crc32c(0, body);
-    if (!ok) {
+    if (!this.intact(path)) {
       this.disk.rename(path, `${path}.broken`);
       return null;
     }

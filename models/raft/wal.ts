@@ -205,11 +205,21 @@ export class Wal {
           throw new WalError("crc-mismatch", `${seg.path}: truncated record at ${off} in a sealed segment`);
         }
         const data = bytes.subarray(off + HEADER_BYTES, off + HEADER_BYTES + length);
+        if (!(type >= RecordType.Metadata && type <= RecordType.Snapshot))
+          throw new WalError("crc-mismatch", `${seg.path}: unknown record type ${type} at offset ${off}`);
         if (type === RecordType.Crc) {
           // the chain carried over from the previous segment
-          const carried = decode<number>(data);
-          if (s !== first && carried !== crc) {
-            throw new WalError("crc-mismatch", `${seg.path}: CRC chain broken (${carried} != ${crc})`);
+          let carried: unknown;
+          try {
+            carried = decode<number>(data);
+          } catch {
+            carried = null;
+          }
+          if (typeof carried !== "number" || (s !== first && carried !== crc)) {
+            throw new WalError(
+              "crc-mismatch",
+              `${seg.path}: CRC chain broken (${String(carried)} != ${crc})`,
+            );
           }
           crc = carried;
         } else {

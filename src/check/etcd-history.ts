@@ -172,7 +172,8 @@ export interface Settled {
   readonly reads: Map<string, [number, number][]>;
 }
 
-export function settleUnknown(ops: readonly EtcdCheckOp[]): Settled {
+/** `base`: the revision the store starts at (1, or an epoch's after a restore). */
+export function settleUnknown(ops: readonly EtcdCheckOp[], base = 1): Settled {
   const writers = new Map<string, number[]>();
   ops.forEach((op, i) => {
     for (const p of putsOf(op.input)) {
@@ -182,7 +183,7 @@ export function settleUnknown(ops: readonly EtcdCheckOp[]): Settled {
     }
   });
   const seenAt = new Map<string, number>();
-  let maxRev = 1;
+  let maxRev = base;
   const claimed = new Set<number>();
   const maybeClaimed = new Set<number>();
   /** per lease id: whether any known operation saw it alive, or used it at all */
@@ -242,7 +243,7 @@ export function settleUnknown(ops: readonly EtcdCheckOp[]): Settled {
   // unknown write could have taken it (called before anything saw that revision), it did.
   // (A revision a known revoke may have taken is no such gap.)
   const gaps: number[] = [];
-  for (let r = 2; r <= maxRev; r++) if (!claimed.has(r) && !maybeClaimed.has(r)) gaps.push(r);
+  for (let r = base + 1; r <= maxRev; r++) if (!claimed.has(r) && !maybeClaimed.has(r)) gaps.push(r);
   if (gaps.length > 0) {
     const firstSeen = new Map<number, number>(); // revision -> earliest return of an op seeing >= it
     const seen = out
@@ -250,7 +251,7 @@ export function settleUnknown(ops: readonly EtcdCheckOp[]): Settled {
       .sort((a, b) => (revisionOf(b.output) as number) - (revisionOf(a.output) as number));
     let minRet = Number.POSITIVE_INFINITY;
     let k = 0;
-    for (let r = maxRev; r >= 2; r--) {
+    for (let r = maxRev; r > base; r--) {
       while (k < seen.length && (revisionOf((seen[k] as EtcdCheckOp).output) as number) >= r)
         minRet = Math.min(minRet, (seen[k++] as EtcdCheckOp).returnUs);
       firstSeen.set(r, minRet);
@@ -450,12 +451,13 @@ type FastVerdict =
   | { verdict: "undecided" };
 
 /** Step 2: the positional check. */
-function fastCheck(ops: readonly EtcdCheckOp[], budget: { left: number }): FastVerdict {
+function fastCheck(ops: readonly EtcdCheckOp[], budget: { left: number }, initial: EtcdState): FastVerdict {
+  const base = initial.revision;
   if (ops.some((o) => o.optional)) return { verdict: "undecided" };
   const writeAt = new Map<number, number>();
   const groupAt = new Map<number, number[]>();
   const floating: number[] = [];
-  let maxRev = 1;
+  let maxRev = base;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i] as EtcdCheckOp;
     const rev = revisionOf(op.output);
@@ -473,8 +475,8 @@ function fastCheck(ops: readonly EtcdCheckOp[], budget: { left: number }): FastV
       claims = !writeAt.has(rev) && !others.some((o) => claimsRevision(o.input, o.output) === true);
     }
     if (claims) {
-      // the store starts at revision 1: a write always makes a later one
-      if (rev < 2) return { verdict: "not-linearizable", at: [i] };
+      // a write always makes a revision later than the one the store starts at
+      if (rev <= base) return { verdict: "not-linearizable", at: [i] };
       if (writeAt.has(rev)) return { verdict: "not-linearizable", at: [writeAt.get(rev) as number, i] };
       writeAt.set(rev, i);
     } else {
@@ -483,10 +485,10 @@ function fastCheck(ops: readonly EtcdCheckOp[], budget: { left: number }): FastV
       else groupAt.set(rev, [i]);
     }
   }
-  for (let r = 2; r <= maxRev; r++) if (!writeAt.has(r)) return { verdict: "undecided" }; // a gap no known write fills
+  for (let r = base + 1; r <= maxRev; r++) if (!writeAt.has(r)) return { verdict: "undecided" }; // a gap no known write fills
   const units: Unit[] = [];
-  for (let r = 1; r <= maxRev; r++) {
-    if (r > 1) units.push({ revision: r, write: true, ops: [writeAt.get(r) as number] });
+  for (let r = base; r <= maxRev; r++) {
+    if (r > base) units.push({ revision: r, write: true, ops: [writeAt.get(r) as number] });
     units.push({ revision: r, write: false, ops: groupAt.get(r) ?? [] });
   }
   // Floating operations go to the earliest group their time window allows and their
@@ -498,7 +500,7 @@ function fastCheck(ops: readonly EtcdCheckOp[], budget: { left: number }): FastV
   if (floating.length > 0) {
     const byReturn = units.map((u) => Math.min(...u.ops.map((i) => (ops[i] as EtcdCheckOp).returnUs)));
     const byCall = units.map((u) => Math.max(...u.ops.map((i) => (ops[i] as EtcdCheckOp).callUs)));
-    const states = replayStates(units, ops);
+    const states = replayStates(units, ops, initial);
     if (states === null) return { verdict: "undecided" };
     for (const f of floating) {
       const op = ops[f] as EtcdCheckOp;
@@ -545,7 +547,7 @@ function fastCheck(ops: readonly EtcdCheckOp[], budget: { left: number }): FastV
     }
   }
   // Replay: each write steps the model; each group is ordered by a local search.
-  let state = INITIAL_ETCD_STATE;
+  let state = initial;
   const order: number[] = [];
   for (const u of units) {
     if (u.ops.length === 0) continue;
@@ -591,9 +593,13 @@ function fastCheck(ops: readonly EtcdCheckOp[], budget: { left: number }): FastV
  * the effects of a group's operations (compactions, lease grants) applied in any order,
  * which gives the same state whenever the group can be ordered at all.
  */
-function replayStates(units: readonly Unit[], ops: readonly EtcdCheckOp[]): EtcdState[] | null {
+function replayStates(
+  units: readonly Unit[],
+  ops: readonly EtcdCheckOp[],
+  initial: EtcdState,
+): EtcdState[] | null {
   const states: EtcdState[] = [];
-  let state = INITIAL_ETCD_STATE;
+  let state = initial;
   for (const u of units) {
     states.push(state);
     for (const i of u.ops) {
@@ -611,6 +617,8 @@ export interface EtcdCheckOptions extends CheckOptions {
   readonly fullSearchOnly?: boolean;
   /** Skip settling unknown outcomes (the raw full search). */
   readonly noSettle?: boolean;
+  /** The store before the first operation (default: empty, at revision 1). */
+  readonly initial?: EtcdState;
 }
 
 export function checkEtcdHistory(history: History, options: EtcdCheckOptions = {}): EtcdCheckResult {
@@ -623,9 +631,11 @@ export function checkEtcdOps(
   rawSources: readonly Operation[],
   options: EtcdCheckOptions = {},
 ): EtcdCheckResult {
-  const s = options.noSettle ? null : settleUnknown(raw);
+  const initial = options.initial ?? INITIAL_ETCD_STATE;
+  const s = options.noSettle ? null : settleUnknown(raw, initial.revision);
   const ops = s ? s.ops : [...raw];
-  const model = s ? withRevisionPruning(s.claimed, s.maxRevision, s.reads) : etcdModel;
+  const pruned = s ? withRevisionPruning(s.claimed, s.maxRevision, s.reads) : etcdModel;
+  const model = initial === INITIAL_ETCD_STATE ? pruned : { ...pruned, init: () => initial };
   if (s) {
     // Each operation that answered with a revision must be placed while the store is at
     // it: a deadline for the search.
@@ -640,7 +650,7 @@ export function checkEtcdOps(
   const budget = { left: options.budgetSteps ?? DEFAULT_BUDGET_STEPS };
   if (!options.fullSearchOnly) {
     const before = budget.left;
-    const fast = fastCheck(ops, budget);
+    const fast = fastCheck(ops, budget, initial);
     const steps = before - Math.max(0, budget.left);
     if (fast.verdict === "linearizable")
       return { ...base, verdict: "linearizable", steps, witness: [fast.order], path: "fast" };
@@ -652,7 +662,7 @@ export function checkEtcdOps(
         partition: ops.map((_, i) => i),
         prefix: [],
         stuck: fast.at,
-        state: INITIAL_ETCD_STATE,
+        state: initial,
       };
       return { ...base, verdict: "not-linearizable", steps: steps + r.steps, failure, path: "fast" };
     }

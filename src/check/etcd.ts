@@ -103,6 +103,41 @@ export const INITIAL_ETCD_STATE: EtcdState = {
   contentHash: 0,
 };
 
+/** A store holding `kvs` and `leases` at `revision` (an epoch's start after a restore). */
+export function etcdStateOf(o: {
+  readonly revision: number;
+  readonly compactRevision: number;
+  readonly kvs: readonly KeyValue[];
+  readonly leases: readonly number[];
+}): EtcdState {
+  const kvs = new Map<string, Kv>();
+  let contentHash = 0;
+  for (const x of o.kvs) {
+    const kv: Kv = {
+      value: x.value,
+      createRevision: x.createRevision,
+      modRevision: x.modRevision,
+      version: x.version,
+      lease: x.lease,
+    };
+    kvs.set(x.key, kv);
+    contentHash ^= kvHash(x.key, kv);
+  }
+  let leases = LeaseSet.empty;
+  for (const id of o.leases) {
+    leases = leases.with(id, true);
+    contentHash ^= leaseHash(id);
+  }
+  return {
+    revision: o.revision,
+    compactRevision: o.compactRevision,
+    kvs,
+    keys: [...kvs.keys()].sort(),
+    leases,
+    contentHash,
+  };
+}
+
 function kvHash(key: string, kv: Kv): number {
   let h = hashString(key) ^ Math.imul(hashString(kv.value), 0x9e3779b1);
   h = Math.imul(h ^ kv.modRevision, 0x85ebca6b) ^ Math.imul(kv.createRevision + 7 * kv.version, 0xc2b2ae35);

@@ -51,7 +51,8 @@ export class Reference {
   /** The revision each compaction committed set, in order. */
   readonly compactions: { readonly revision: number; readonly entry: CommittedEntry }[] = [];
 
-  constructor(members: readonly MemberRecord[]) {
+  /** `initial`: the store before the first entry (an epoch's, after a restore). */
+  constructor(members: readonly MemberRecord[], initial: EtcdState = INITIAL_ETCD_STATE) {
     const latest = new Map<number, { rec: MemberRecord["applied"][number]; firstUs: number }>();
     for (const m of members) {
       for (const rec of m.applied) {
@@ -62,8 +63,8 @@ export class Reference {
         else if (seen.rec.requestId === rec.requestId && rec.atUs < seen.firstUs) seen.firstUs = rec.atUs;
       }
     }
-    let state = INITIAL_ETCD_STATE;
-    this.states[1] = state;
+    let state = initial;
+    this.states[initial.revision] = state;
     const entries: CommittedEntry[] = [];
     for (const index of [...latest.keys()].sort((a, b) => a - b)) {
       const { rec, firstUs } = latest.get(index) as { rec: MemberRecord["applied"][number]; firstUs: number };

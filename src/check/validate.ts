@@ -4,7 +4,9 @@
 import type { Operation } from "../../models/client/history.js";
 import { checkAgreement } from "./agreement.js";
 import type { RunArtifacts, Violation } from "./artifacts.js";
+import { checkEpochs, checkServes, checkStaleUploads, epochsOf, type LossWindow } from "./backup.js";
 import { checkDurability } from "./durability.js";
+import type { EtcdState } from "./etcd.js";
 import {
   checkEtcdOps,
   type EtcdCheckOp,
@@ -38,6 +40,8 @@ export interface Validation {
     /** History operation ids that could not be placed after the prefix. */
     readonly stuck: readonly number[];
   };
+  /** One-member backup runs: acknowledged writes lost with the data (outside etcd's assumptions). */
+  readonly loss?: LossWindow;
 }
 
 export interface ValidateOptions {
@@ -73,15 +77,65 @@ export function settleByReference(
 }
 
 export function validateRun(artifacts: RunArtifacts, options: ValidateOptions = {}): Validation {
-  const ref = new Reference(artifacts.members);
+  const epochs = epochsOf(artifacts);
+  const parts = epochs
+    ? epochs.map((e) => validateEpoch(e.artifacts, options, e.initial))
+    : [validateEpoch(artifacts, options)];
+  const violations = parts.flatMap((p) => p.violations);
+  for (const r of artifacts.reports)
+    violations.push({
+      checker: r.checker,
+      message: r.message,
+      atUs: r.virtualUs,
+      ...(r.node ? { members: [r.node] } : {}),
+    });
+  let loss: LossWindow | undefined;
+  if (artifacts.backup) {
+    violations.push(...checkStaleUploads(artifacts.backup), ...checkServes(artifacts.backup));
+    if (epochs) {
+      const e = checkEpochs(epochs);
+      violations.push(...e.violations);
+      loss = e.loss;
+    }
+  }
+  violations.sort((a, b) => (a.checker < b.checker ? -1 : a.checker > b.checker ? 1 : 0));
+  const lins = parts.map((p) => p.linearizability);
+  const linVerdict = lins.some((l) => l.verdict === "not-linearizable")
+    ? "not-linearizable"
+    : lins.some((l) => l.verdict === "unknown")
+      ? "unknown"
+      : "linearizable";
+  const verdict: RunVerdict =
+    violations.length > 0 ? "violation" : linVerdict === "unknown" ? "unknown" : "ok";
+  return {
+    verdict,
+    violations,
+    observations: parts.flatMap((p) => p.observations),
+    linearizability: {
+      verdict: linVerdict,
+      steps: lins.reduce((n, l) => n + l.steps, 0),
+      ops: lins.reduce((n, l) => n + l.ops, 0),
+      order: lins.flatMap((l) => l.order),
+      stuck: lins.flatMap((l) => l.stuck),
+    },
+    ...(loss ? { loss } : {}),
+  };
+}
+
+/** Every checker of the history on one stretch of a run (its store at first: `initial`). */
+function validateEpoch(
+  artifacts: RunArtifacts,
+  options: ValidateOptions,
+  initial?: EtcdState,
+): Omit<Validation, "verdict"> {
+  const ref = new Reference(artifacts.members, initial);
   const history = artifacts.history;
   const violations: Violation[] = [];
   const { ops, sources } = settleByReference(artifacts, ref);
-  const lin = checkEtcdOps(
-    ops,
-    sources,
-    options.budgetSteps === undefined ? {} : { budgetSteps: options.budgetSteps },
-  );
+  const lin = checkEtcdOps(ops, sources, {
+    ...(options.budgetSteps === undefined ? {} : { budgetSteps: options.budgetSteps }),
+    ...(initial ? { initial } : {}),
+  });
   const ids = (xs: readonly number[] | undefined) =>
     (xs ?? []).map((i) => lin.sources[i]?.id).filter((id): id is number => id !== undefined);
   const stuck = ids(lin.failure?.stuck);
@@ -104,18 +158,7 @@ export function validateRun(artifacts: RunArtifacts, options: ValidateOptions = 
   const locks = checkLocks(history, ref, artifacts.endUs);
   violations.push(...locks.violations);
   violations.push(...checkLiveness(artifacts.liveness));
-  for (const r of artifacts.reports)
-    violations.push({
-      checker: r.checker,
-      message: r.message,
-      atUs: r.virtualUs,
-      ...(r.node ? { members: [r.node] } : {}),
-    });
-  violations.sort((a, b) => (a.checker < b.checker ? -1 : a.checker > b.checker ? 1 : 0));
-  const verdict: RunVerdict =
-    violations.length > 0 ? "violation" : lin.verdict === "unknown" ? "unknown" : "ok";
   return {
-    verdict,
     violations,
     observations: locks.observations,
     linearizability: { verdict: lin.verdict, steps: lin.steps, ops: lin.ops.length, order, stuck },

@@ -104,6 +104,7 @@ export function runJson(r: RunResult, extra: Record<string, unknown> = {}): Reco
       faults: s.faults,
       leaderChanges: s.leaderChanges,
       unavailableMs: s.unavailableMs,
+      ...(s.backup ? { backup: s.backup } : {}),
     },
     ...extra,
   };

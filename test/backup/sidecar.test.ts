@@ -1,0 +1,143 @@
+// The backup sidecar: each validation step and action on a prepared data dir, the
+// restore's db, and the backup checks on histories that break and keep them.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import {
+  dbRevision,
+  restoredDb,
+  SAFE_GUARD,
+  validateDataDir,
+  validationMode,
+} from "../../models/backup/sidecar.js";
+import { Backend } from "../../models/etcd/backend.js";
+import { EtcdCluster } from "../../models/etcd/cluster.js";
+import { DB_PATH } from "../../models/etcd/server.js";
+import { Simulator } from "../../sim/index.js";
+import { checkServes, checkStaleUploads } from "../../src/check/backup.js";
+import { generateScenario } from "../../src/profiles.js";
+import { runScenario } from "../../src/runner.js";
+
+/** A one-member cluster with sidecars, some writes, then stopped: its volume to validate. */
+function preparedVolume() {
+  const sim = new Simulator({ seed: "backup-volume" });
+  const c = new EtcdCluster(sim, { members: 1, backup: { snapshotPeriodUs: 500_000, deltasPerFull: 2 } });
+  const client = c.addClient();
+  sim.runUntilTrue(() => c.server(0)?.serving === true, 10_000_000);
+  let acked = 0;
+  // a write every 100 ms for 3 s: full snapshots and deltas in between
+  for (let i = 0; i < 30; i++) {
+    client.put(`k${i % 5}`, `v${i}`, {}, (r) => {
+      if (r.type !== "error") acked++;
+    });
+    sim.runFor(100_000);
+  }
+  sim.runFor(1_000_000);
+  const node = c.nodes[0] as number;
+  sim.crash(node, "keep");
+  return { sim, c, disk: sim.disk(node), acked };
+}
+
+test("the marker picks the mode as the bootstrap script's exit codes say", () => {
+  assert.is(validationMode(null), "full");
+  for (const code of ["0", "130", "143"]) assert.is(validationMode(code), "sanity");
+  for (const code of ["137", "1", "2"]) assert.is(validationMode(code), "full");
+});
+
+test("a valid volume passes; a wrong one, a broken structure and a corrupt db do not", () => {
+  const { disk, acked, c } = preparedVolume();
+  assert.ok(acked > 20, `${acked} writes acknowledged`);
+  const identity = "etcd-dst/m1";
+  const ok = validateDataDir(disk, { mode: "full", identity, backupRevision: null });
+  assert.is(ok.failure, null, ok.detail);
+  assert.ok(ok.dbRevision > 20);
+  assert.ok(ok.costUs > validateDataDir(disk, { mode: "sanity", identity, backupRevision: null }).costUs);
+  // the sidecar uploaded snapshots; the db is not behind the newest
+  assert.ok((c.backup?.uploads.length ?? 0) > 0);
+  // revision check: a backup ahead of the db asks for the WAL replay
+  const behind = validateDataDir(disk, { mode: "sanity", identity, backupRevision: ok.dbRevision + 10 });
+  assert.ok(behind.behind);
+  assert.is(
+    validateDataDir(disk, { mode: "sanity", identity: "other/m1", backupRevision: null }).failure,
+    "WrongVolumeMounted",
+  );
+  // flipped bits in a data page: only the full mode's integrity check sees them
+  const db = disk.read(DB_PATH);
+  disk.corrupt(DB_PATH, 20, 1);
+  assert.is(Backend.check(disk.read(DB_PATH)) !== null, true);
+  assert.is(
+    validateDataDir(disk, { mode: "full", identity, backupRevision: null }).failure,
+    "DataDirectoryCorrupt",
+  );
+  assert.equal(disk.corruptedFiles("member"), [DB_PATH]);
+  disk.create(DB_PATH);
+  disk.append(DB_PATH, db);
+  assert.equal(disk.corruptedFiles("member"), [], "a rewritten file holds no corruption");
+  for (const p of disk.list("member/wal")) disk.remove(p);
+  assert.is(
+    validateDataDir(disk, { mode: "sanity", identity, backupRevision: null }).failure,
+    "DataDirectoryInvStruct",
+  );
+  disk.wipe();
+  const fresh = validateDataDir(disk, { mode: "full", identity, backupRevision: null });
+  assert.ok(fresh.fresh && fresh.failure === null);
+  assert.ok(SAFE_GUARD.length > 0);
+});
+
+test("a restore's db holds the full snapshot and the deltas after it, as a new cluster", () => {
+  const { c, sim } = preparedVolume();
+  const store = sim.disk(sim.findNode("store"));
+  const snaps = c.backup?.uploads ?? [];
+  assert.ok(snaps.some((u) => u.kind === "full") && snaps.some((u) => u.kind === "delta"));
+  const files = store.list("backups");
+  const lastFull = files.filter((p) => p.includes("/full-")).pop() as string;
+  const deltas = files.filter(
+    (p) => p.includes("/delta-") && Number(p.split("-").pop()) > Number(lastFull.split("-").pop()),
+  );
+  const db = restoredDb(
+    store.read(lastFull),
+    deltas.map((p) => store.read(p)),
+  );
+  const newest = Math.max(...snaps.map((u) => u.revision));
+  assert.is(dbRevision(Backend.contents(db)), newest);
+  assert.is(Backend.contents(db).get("meta")?.has("consistent_index"), false);
+});
+
+test("backup.stale-upload and backup.start-on-bad-data fail what breaks them, pass the rest", () => {
+  const base = { validations: [], restores: [] };
+  const up = (revision: number, newestBefore: number) => ({
+    atUs: 1,
+    member: "m1",
+    kind: "full" as const,
+    fromRevision: 0,
+    revision,
+    newestBefore,
+  });
+  assert.is(checkStaleUploads({ ...base, serves: [], uploads: [up(10, 0), up(20, 10)] }).length, 0);
+  const stale = checkStaleUploads({ ...base, serves: [], uploads: [up(20, 0), up(15, 20)] });
+  assert.is(stale.length, 1);
+  assert.is(stale[0]?.checker, "backup.stale-upload");
+  const serve = (revision: number, newestBackup: number, corrupted: string[]) => ({
+    atUs: 1,
+    member: "m1",
+    revision,
+    newestBackup,
+    corrupted,
+  });
+  assert.is(checkServes({ ...base, uploads: [], serves: [serve(30, 30, [])] }).length, 0);
+  assert.is(checkServes({ ...base, uploads: [], serves: [serve(29, 30, [])] }).length, 1);
+  assert.is(checkServes({ ...base, uploads: [], serves: [serve(30, 30, [DB_PATH])] }).length, 1);
+});
+
+test("backup-skips-revision-check: a stale volume is served and uploaded over newer backups", () => {
+  // seed 9 of the backup profile brings a single member back on an old volume
+  const sc = generateScenario(9, "backup");
+  assert.ok(sc.faults.some((f) => f.kind === "stale-volume"));
+  const ok = runScenario(sc);
+  assert.ok((ok.stats.backup?.restores ?? 0) > 0, "the correct flow restores from backup");
+  assert.not.ok(ok.validation.violations.some((v) => v.checker.startsWith("backup.")));
+  const bad = runScenario(sc, { bugs: ["backup-skips-revision-check"] });
+  const ids = new Set(bad.validation.violations.map((v) => v.checker));
+  assert.ok(ids.has("backup.stale-upload") && ids.has("backup.start-on-bad-data"), [...ids].join(", "));
+});
+
+test.run();
