@@ -275,7 +275,7 @@ export const PROFILE_NAMES: readonly string[] = [...PROFILES.map((p) => p.name),
 export function profileList(): ProfileInfo[] {
   return [
     ...PROFILES.map((p) => ({ name: p.name, summary: p.summary })),
-    { name: "mixed", summary: "one of the profiles above per seed (the default)" },
+    { name: "mixed", summary: "one of the profiles above per seed, backup aside (the default)" },
   ];
 }
 
