@@ -116,6 +116,8 @@ export class EtcdCluster {
   /** With backup sidecars: the store's catalogue and what happened (else null). */
   readonly backup: BackupRecord | null = null;
   private readonly catalogue: BackupCatalogue | null = null;
+  /** The backup store's node (-1 without sidecars). */
+  private storeNode = -1;
 
   constructor(
     readonly sim: Simulator,
@@ -178,9 +180,6 @@ export class EtcdCluster {
     if (this.size === 1) this.invariants.reset();
     return new MemberPod(ctx, config);
   }
-
-  /** The backup store's node (-1 without sidecars). */
-  private storeNode = -1;
 
   private podHooks(): PodHooks {
     const slotOf = (name: string) => this.names.indexOf(name);

@@ -178,11 +178,11 @@ export class RaftNode {
           commitBeforeLeaderPersist: config.commitBeforeLeaderPersist,
         }),
     );
-    // A WAL created by a first start that died before its first save holds nothing: the
-    // new member bootstraps into it (else it would wait forever with no voters).
-    if (nothingPersisted && config.initialPeers.length > 0) this.raw.bootstrap(config.initialPeers);
+    // A new member bootstraps; so does one whose WAL, created by a first start that died
+    // before its first save, holds nothing (else it would wait forever with no voters).
+    if ((this.wal === null || nothingPersisted) && config.initialPeers.length > 0)
+      this.raw.bootstrap(config.initialPeers);
     if (this.wal === null) {
-      if (config.initialPeers.length > 0) this.raw.bootstrap(config.initialPeers);
       this.blocked = true;
       Wal.create(disk, this.walDir, encode({ id: config.id }), config.walSegmentBytes, (wal) => {
         this.wal = wal;

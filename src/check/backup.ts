@@ -18,7 +18,7 @@ import type { BackupRecord, ServeRecord } from "../../models/etcd/cluster.js";
 import type { RunArtifacts, Violation } from "./artifacts.js";
 import { secs } from "./artifacts.js";
 import { type EtcdState, etcdStateOf, keyValueAt } from "./etcd.js";
-import { Reference } from "./reference.js";
+import type { Reference } from "./reference.js";
 
 /** Writes acknowledged and then lost with the data (faults outside etcd's assumptions). */
 export interface LossWindow {
@@ -85,7 +85,7 @@ export function epochsOf(a: RunArtifacts): Epoch[] | null {
     // an answer, error or not, comes from the process serving when it returns
     if (returnUs !== null) return epochAt(returnUs) === k;
     const first = epochAt(callUs);
-    return k === first || (returnUs === null && k === first + 1 && (bounds[k] as number) < callUs + spanUs);
+    return k === first || (k === first + 1 && (bounds[k] as number) < callUs + spanUs);
   };
   return serves.map((serve, k) => {
     const from = bounds[k] as number;
@@ -116,12 +116,15 @@ export function epochsOf(a: RunArtifacts): Epoch[] | null {
  * backup.restore-loss across epochs, and the loss window: at each new start, the store up
  * to the newest backup's revision must be the one the cluster had committed.
  */
-export function checkEpochs(epochs: readonly Epoch[]): { violations: Violation[]; loss: LossWindow } {
+export function checkEpochs(
+  epochs: readonly Epoch[],
+  /** Each epoch's committed reference (built by its validation). */
+  refs: readonly Reference[],
+): { violations: Violation[]; loss: LossWindow } {
   const violations: Violation[] = [];
   let lostWrites = 0;
   let fromUs: number | null = null;
   let toUs: number | null = null;
-  const refs = epochs.map((e) => new Reference(e.artifacts.members, e.initial));
   for (let k = 1; k < epochs.length; k++) {
     const e = epochs[k] as Epoch;
     const prev = epochs[k - 1] as Epoch;

@@ -93,7 +93,10 @@ export function validateRun(artifacts: RunArtifacts, options: ValidateOptions = 
   if (artifacts.backup) {
     violations.push(...checkStaleUploads(artifacts.backup), ...checkServes(artifacts.backup));
     if (epochs) {
-      const e = checkEpochs(epochs);
+      const e = checkEpochs(
+        epochs,
+        parts.map((p) => p.ref),
+      );
       violations.push(...e.violations);
       loss = e.loss;
     }
@@ -127,7 +130,7 @@ function validateEpoch(
   artifacts: RunArtifacts,
   options: ValidateOptions,
   initial?: EtcdState,
-): Omit<Validation, "verdict"> {
+): Omit<Validation, "verdict"> & { readonly ref: Reference } {
   const ref = new Reference(artifacts.members, initial);
   const history = artifacts.history;
   const violations: Violation[] = [];
@@ -162,5 +165,6 @@ function validateEpoch(
     violations,
     observations: locks.observations,
     linearizability: { verdict: lin.verdict, steps: lin.steps, ops: lin.ops.length, order, stuck },
+    ref,
   };
 }
