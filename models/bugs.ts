@@ -162,9 +162,9 @@ export const BUGS: readonly PlantedBug[] = [
     name: "validation-skips-content-check-after-crash",
     etcdIssue: "etcd-backup-restore",
     summary:
-      "the data-dir validation takes the sanity path after an abnormal exit: corruption at rest goes unchecked and etcd starts on it",
+      "the data-dir validation takes the sanity path after an abnormal exit: corruption at rest goes unchecked and etcd starts on it (a corrupt db is served; a corrupt WAL makes etcd refuse to start, over and over, where a restore was due)",
     profile: "backup",
-    detectors: ["backup.start-on-bad-data"],
+    detectors: ["backup.start-on-bad-data", "liveness"],
   },
 ];
 

@@ -513,7 +513,12 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
           }
           break;
         case "corrupt":
-          if (takeDown(f.node)) hooks?.corruptAtRest(f.node, f.file, f.position, f.lengthBytes);
+          // strikes a running member: the kill is the abnormal exit that makes the sidecar
+          // validate in full. A cleanly stopped volume rotting at rest passes the sanity
+          // mode in etcd-backup-restore too (docs/backup.md), so that is not drawn.
+          if (idx(f.node) >= 0 && sim.isUp(idx(f.node)) && takeDown(f.node)) {
+            hooks?.corruptAtRest(f.node, f.file, f.position, f.lengthBytes);
+          }
           break;
         case "stale-volume": {
           const old = volumes.get(planned);

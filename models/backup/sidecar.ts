@@ -234,6 +234,8 @@ export interface PodConfig {
 /** etcd and its backup sidecar: one simulator node, which a crash takes down whole. */
 export class MemberPod implements NodeProgram {
   server: EtcdServer | null = null;
+  /** etcd itself runs (not the sidecar's embedded one replaying the WAL). */
+  private etcdRunning = false;
   private readonly waiting = new Map<number, (r: StoreResponse) => void>();
   private reqCounter = 0;
   private deltasSinceFull = 0;
@@ -276,8 +278,12 @@ export class MemberPod implements NodeProgram {
     this.server?.onMessage(from, msg);
   }
 
-  /** SIGTERM: the bootstrap script records a clean exit (143) before the pod goes. */
+  /**
+   * SIGTERM: the bootstrap script records etcd's clean exit (143) before the pod goes; not
+   * while the sidecar still validates (etcd never ran: the marker stays removed).
+   */
   stopGracefully(): void {
+    if (!this.etcdRunning) return;
     const disk = this.ctx.disk;
     disk.create(VALIDATION_MARKER);
     disk.append(VALIDATION_MARKER, new TextEncoder().encode("143"));
@@ -346,8 +352,21 @@ export class MemberPod implements NodeProgram {
       return;
     }
     this.record(mode, v, "start");
-    this.startEtcd(v.behind);
-    if (v.behind) this.awaitReplay(mode, v, latest, backupRev);
+    if (!v.behind) {
+      this.startEtcd(false);
+      return;
+    }
+    try {
+      this.startEtcd(true);
+    } catch (e) {
+      if (!(e instanceof NodeCrash)) throw e;
+      // the embedded etcd will not start on this data dir: the check fails, restore
+      const failed: DataDirVerdict = { ...v, failure: "DataDirectoryCorrupt" };
+      this.record(mode, failed, "restore", `embedded etcd: ${e.reason}`);
+      this.restore(latest);
+      return;
+    }
+    this.awaitReplay(mode, v, latest, backupRev);
   }
 
   /**
@@ -365,6 +384,7 @@ export class MemberPod implements NodeProgram {
       const s = this.server as EtcdServer;
       if (s.mvcc.currentRev >= backupRev) {
         s.openGate();
+        this.etcdRunning = true;
         return;
       }
       // the WAL tail is applied once the member leads with everything committed applied
@@ -393,6 +413,7 @@ export class MemberPod implements NodeProgram {
       disk.fsync(SAFE_GUARD, () => {});
     }
     this.server = new EtcdServer(this.ctx, { ...this.cfg.server, gated });
+    this.etcdRunning = !gated;
     this.ctx.setTimer(this.cfg.snapshotPeriodUs, "backup.snapshot", () => this.snapshotTick());
   }
 
@@ -447,27 +468,38 @@ export class MemberPod implements NodeProgram {
     this.uploading = true;
     this.call({ kind: "backup-latest", reqId: 0 }, (r) => {
       if (r.kind !== "backup-list") return;
-      const newest = latestRevision(r.latest);
-      const rev = s.mvcc.currentRev;
-      if (rev === newest && r.latest.full) {
-        this.uploading = false;
-        return;
-      }
-      const delta =
-        r.latest.full !== null &&
-        rev > newest &&
-        this.deltasSinceFull < this.cfg.deltasPerFull &&
-        s.mvcc.compactMainRev <= newest;
-      if (delta) {
-        const entries = s.backend.range("key", revKey(newest + 1, 0, false), revKey(rev + 1, 0, false));
-        this.upload("delta", newest, rev, encode(entries));
-      } else {
-        // etcd's Snapshot API: a forced commit, then the whole db
-        s.backend.commit();
-        const db = s.backend.snapshot();
-        this.upload("full", 0, dbRevision(Backend.contents(db)), db);
-      }
+      if (this.cfg.singleMember) return this.snapshot(s, r.latest);
+      // the backup leader asks its etcd for the revision with a linearizable read, which a
+      // deposed leader (paused, then resumed unaware) cannot answer
+      s.ensureLeadership((ok) => {
+        if (ok && s.serving && this.server === s) this.snapshot(s, r.latest);
+        else this.uploading = false;
+      });
     });
+  }
+
+  /** A delta from the newest backup, or a full snapshot; nothing when nothing changed. */
+  private snapshot(s: EtcdServer, latest: LatestBackups): void {
+    const newest = latestRevision(latest);
+    const rev = s.mvcc.currentRev;
+    if (rev === newest && latest.full) {
+      this.uploading = false;
+      return;
+    }
+    const delta =
+      latest.full !== null &&
+      rev > newest &&
+      this.deltasSinceFull < this.cfg.deltasPerFull &&
+      s.mvcc.compactMainRev <= newest;
+    if (delta) {
+      const entries = s.backend.range("key", revKey(newest + 1, 0, false), revKey(rev + 1, 0, false));
+      this.upload("delta", newest, rev, encode(entries));
+    } else {
+      // etcd's Snapshot API: a forced commit, then the whole db
+      s.backend.commit();
+      const db = s.backend.snapshot();
+      this.upload("full", 0, dbRevision(Backend.contents(db)), db);
+    }
   }
 
   private upload(kind: BackupKind, fromRevision: number, revision: number, data: Uint8Array): void {

@@ -22,6 +22,7 @@ import { type ClientConfig, DEFAULT_CLIENT, EtcdClient } from "../client/client.
 import type { KeyValue } from "../client/history.js";
 import { HistoryRecorder } from "../client/recorder.js";
 import { RaftInvariants } from "../raft/invariants.js";
+import { payloadRanges } from "../raft/wal.js";
 import type { MaintenanceResult } from "./protocol.js";
 import {
   type AppliedEntry,
@@ -243,9 +244,24 @@ export class EtcdCluster {
             .filter((p) => p.endsWith(file === "wal" ? ".wal" : ".snap"))
             .pop();
     if (!path || !disk.exists(path) || disk.size(path) === 0) return;
-    const size = disk.size(path);
-    const offset = Math.min(size - 1, Math.floor(position * size));
-    disk.corrupt(path, offset, Math.min(lengthBytes, size - offset));
+    if (file !== "wal") {
+      const size = disk.size(path);
+      const offset = Math.min(size - 1, Math.floor(position * size));
+      disk.corrupt(path, offset, Math.min(lengthBytes, size - offset));
+      return;
+    }
+    // in the WAL, within one record's payload (see payloadRanges)
+    const ranges = payloadRanges(disk.read(path));
+    let total = 0;
+    for (const [from, to] of ranges) total += to - from;
+    let at = Math.min(total - 1, Math.floor(position * total));
+    for (const [from, to] of ranges) {
+      if (at < to - from) {
+        disk.corrupt(path, from + at, Math.min(lengthBytes, to - from - at));
+        return;
+      }
+      at -= to - from;
+    }
   }
 
   /** A volume mounted by mistake: `other`'s, or this member's own from another namespace. */

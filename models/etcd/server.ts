@@ -1261,7 +1261,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
    * etcd's ensureLeadership: a ReadIndex round confirms this member still leads the term
    * it leads now; `fn(true)` then, `fn(false)` if it does not or no answer comes in time.
    */
-  private ensureLeadership(fn: (ok: boolean) => void): void {
+  ensureLeadership(fn: (ok: boolean) => void): void {
     const term = this.raft.term;
     const ctx = `lease.${this.nextRequestId()}`;
     const check = { ctx, term, fn, timer: null as TimerHandle | null };

@@ -78,6 +78,23 @@ export function listSegments(disk: Disk, dir: string): Segment[] {
   return out.sort((a, b) => a.seq - b.seq);
 }
 
+/**
+ * The byte ranges of a segment's record payloads, as [start, end) pairs: where bit rot
+ * can only be a corruption. A flip in a frame header at the tail reads as a torn write,
+ * which etcd repairs by truncation like a crash mid-write (docs/backup.md).
+ */
+export function payloadRanges(bytes: Uint8Array): [number, number][] {
+  const out: [number, number][] = [];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let off = 0; off + HEADER_BYTES <= bytes.length; ) {
+    const end = off + HEADER_BYTES + view.getUint32(off);
+    if (end > bytes.length) break;
+    if (end > off + HEADER_BYTES) out.push([off + HEADER_BYTES, end]);
+    off = end;
+  }
+  return out;
+}
+
 export function walExists(disk: Disk, dir: string): boolean {
   return listSegments(disk, dir).length > 0;
 }

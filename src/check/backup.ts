@@ -72,14 +72,22 @@ export interface Epoch {
 export function epochsOf(a: RunArtifacts): Epoch[] | null {
   const serves = (a.backup?.serves ?? []).filter((s) => s.state !== undefined);
   if (serves.length < 2) return null;
-  const bounds = serves.map((s) => s.atUs);
+  // Each epoch is one process: from the validation that let it start (requests reach it
+  // from then on) to the next one's. A request dies with the process that received it.
+  const starts = (a.backup?.validations ?? []).map((v) => v.atUs);
+  const bounds = serves.map((s, k) => {
+    if (k === 0) return 0;
+    const prev = (serves[k - 1] as ServeRecord).atUs;
+    let from = s.atUs;
+    for (const us of starts) if (us > prev && us <= s.atUs) from = us;
+    return from;
+  });
   const epochAt = (us: number) => {
     let k = 0;
     while (k + 1 < bounds.length && (bounds[k + 1] as number) <= us) k++;
     return k;
   };
-  // a request dies with the process that received it; one on its way at a boundary may
-  // reach either side
+  // one on its way at a boundary may reach either side
   const spanUs = 1_000_000;
   const inEpoch = (k: number, callUs: number, returnUs: number | null): boolean => {
     // an answer, error or not, comes from the process serving when it returns
@@ -88,8 +96,11 @@ export function epochsOf(a: RunArtifacts): Epoch[] | null {
     return k === first || (k === first + 1 && (bounds[k] as number) < callUs + spanUs);
   };
   return serves.map((serve, k) => {
-    const from = bounds[k] as number;
-    const to = k + 1 < bounds.length ? (bounds[k + 1] as number) : Number.POSITIVE_INFINITY;
+    // its committed log: what it applied once serving, until the next start (a start that
+    // never serves, such as a stale volume replaying its WAL and then restored over, may
+    // apply a forked history at the same indexes; it belongs to no epoch)
+    const from = serve.atUs;
+    const to = starts.find((us) => us > from) ?? Number.POSITIVE_INFINITY;
     const h = a.history;
     const last = k === serves.length - 1;
     const artifacts: RunArtifacts = {

@@ -399,10 +399,16 @@ export function applyRequest(s: EtcdState, req: KvRequest): Applied {
       if (invalid) return { state: s, response: invalid };
       const succeeded = req.compare.every((c) => compareHolds(d, c));
       const ops = succeeded ? req.success : req.failure;
-      // A put with a missing lease fails the whole txn before anything applies.
-      for (const op of ops)
+      // Checked before anything applies, in op order (etcd's checkRequests): a range's
+      // revision against the revision the txn began at, a put's lease.
+      for (const op of ops) {
+        if (op.type === "range" && op.revision) {
+          if (op.revision > s.revision) return { state: s, response: Errors.futureRevision };
+          if (op.revision < s.compactRevision) return { state: s, response: Errors.compacted };
+        }
         if (op.type === "put" && (op.lease ?? 0) !== 0 && !d.hasLease(op.lease ?? 0))
           return { state: s, response: Errors.leaseNotFound };
+      }
       const responses: TxnOpResponse[] = [];
       const historical: boolean[] = [];
       for (const op of ops) {

@@ -52,7 +52,11 @@ export class Reference {
   readonly compactions: { readonly revision: number; readonly entry: CommittedEntry }[] = [];
 
   /** `initial`: the store before the first entry (an epoch's, after a restore). */
+  /** The revision of the initial state: reached before anything this reference saw. */
+  readonly firstRevision: number;
+
   constructor(members: readonly MemberRecord[], initial: EtcdState = INITIAL_ETCD_STATE) {
+    this.firstRevision = initial.revision;
     const latest = new Map<number, { rec: MemberRecord["applied"][number]; firstUs: number }>();
     for (const m of members) {
       for (const rec of m.applied) {
@@ -143,7 +147,8 @@ export class Reference {
 
   /** When the cluster first reached `revision` (a member applied it); Infinity if never. */
   reachedUs(revision: number): number {
-    return this.events.get(revision)?.entry.appliedUs ?? (revision <= 1 ? 0 : Number.POSITIVE_INFINITY);
+    if (revision <= this.firstRevision) return 0;
+    return this.events.get(revision)?.entry.appliedUs ?? Number.POSITIVE_INFINITY;
   }
 }
 

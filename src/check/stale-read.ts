@@ -36,6 +36,8 @@ export function checkStaleReads(history: History, ref: Reference): Violation[] {
     const explicit = (req.revision ?? 0) > 0;
     if (!req.serializable && !explicit) continue;
     const at = explicit ? (req.revision as number) : resp.revision;
+    // before an epoch's initial state (a restored or older volume): nothing to judge by
+    if (at < ref.firstRevision) continue;
     const where = `client ${op.client}'s ${req.serializable ? "serializable " : ""}read of ${JSON.stringify(req.key)}${req.rangeEnd !== undefined ? `..${JSON.stringify(req.rangeEnd)}` : ""} at ${secs(op.callUs)}${op.member ? ` on ${op.member}` : ""}`;
     const state = ref.stateAt(at);
     const base = {

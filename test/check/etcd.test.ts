@@ -99,6 +99,18 @@ test("compaction, future revisions, leases and txn validation give etcd's errors
   let s = applyRequest(INITIAL_ETCD_STATE, { type: "put", key: "a", value: "1" }).state;
   s = applyRequest(s, { type: "put", key: "a", value: "2" }).state;
   assert.equal(applyRequest(s, { type: "range", key: "a", revision: 9 }).response, Errors.futureRevision);
+  // a txn's range may not read the revision its own put creates (etcd's checkRequests)
+  const ahead = applyRequest(s, {
+    type: "txn",
+    compare: [],
+    success: [
+      { type: "put", key: "b", value: "x" },
+      { type: "range", key: "a", revision: s.revision + 1 },
+    ],
+    failure: [],
+  });
+  assert.equal(ahead.response, Errors.futureRevision);
+  assert.is(ahead.state, s, "and nothing applied");
   s = applyRequest(s, { type: "compact", revision: 2 }).state;
   // below the compact revision is gone; the compact revision itself stays readable (rangeKeys)
   assert.equal(applyRequest(s, { type: "range", key: "a", revision: 1 }).response, Errors.compacted);

@@ -97,6 +97,15 @@ test("compaction: below the compact revision is gone, the compact revision itsel
   });
   assert.equal(txn, Errors.compacted, "a txn reading a compacted revision fails whole");
   assert.is(rev(call(t, get("b"))), 4, "and its put did not happen");
+  // the range revision is checked against the revision the txn began at, not the one its
+  // own put will create (etcd's checkRequests before any op runs)
+  const ahead = call(t, {
+    type: "txn",
+    compare: [],
+    success: [put("b", "2"), get("a", { revision: 5 })],
+    failure: [],
+  });
+  assert.equal(ahead, Errors.futureRevision);
 });
 
 test("txn compares: value, version, create and mod revision, lease; =, !=, <, >", () => {
