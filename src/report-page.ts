@@ -44,7 +44,8 @@ const tip = document.getElementById("tip"), details = document.getElementById("d
 const ROW = 18, LABEL = 90, TOP = 22;
 const COLORS = {leader:"#2e7d32",follower:"#90caf9",candidate:"#ffb74d","pre-candidate":"#ffe0b2",down:"#9e9e9e",
   ok:"#5c9ded",error:"#b39ddb",unknown:"#f0c36d",bad:"#d50000",fault:"#ef9a9a",events:"#1565c0",progress:"#9e9e9e",
-  created:"#43a047",canceled:"#ff6f00",werror:"#8e24aa"};
+  created:"#43a047",canceled:"#ff6f00",werror:"#8e24aa",
+  crash:"#d50000",snapshot:"#6a1b9a",validation:"#00897b",restore:"#ef6c00",upload:"#1e88e5"};
 const secs = (us) => (us / 1e6).toFixed(3) + "s";
 const clients = [...new Set(D.ops.map((o) => o.client))].sort((a, b) => a - b);
 const rows = [];
@@ -96,7 +97,7 @@ function draw() {
       for (const s of r.m.spans) if (vis(s.fromUs, s.toUs)) bar(xOf(s.fromUs), xOf(s.toUs), r.y + 3, ROW - 6, COLORS[s.state]);
       for (const p of r.m.pauses) if (vis(p.fromUs, p.toUs)) bar(xOf(p.fromUs), xOf(p.toUs), r.y + 1, 3, "#000");
       for (const f of D.faults) if (f.nodes.includes(r.m.name) && vis(f.fromUs, f.toUs)) bar(xOf(f.fromUs), xOf(f.toUs), r.y + ROW - 4, 3, "#e53935");
-      for (const m of r.m.marks) if (vis(m.atUs, m.atUs)) bar(xOf(m.atUs) - 1, xOf(m.atUs) + 1, r.y, ROW, m.kind === "crash" ? "#d50000" : m.kind === "snapshot" ? "#6a1b9a" : "#444");
+      for (const m of r.m.marks) if (vis(m.atUs, m.atUs)) bar(xOf(m.atUs) - 1, xOf(m.atUs) + 1, r.y, ROW, COLORS[m.kind] ?? "#444");
     } else if (r.kind === "faults") {
       for (const f of D.faults) if (f.lane === r.lane && vis(f.fromUs, f.toUs)) bar(xOf(f.fromUs), xOf(f.toUs), r.y + 3, ROW - 6, COLORS.fault);
     } else if (r.kind === "client") {
@@ -251,6 +252,13 @@ export function renderReport(d: ReportData): string {
     ["unknown outcome", "#f0c36d"],
     ["not placeable / violating", "#d50000"],
     ["watch events", "#1565c0"],
+    ...(d.members.some((m) => m.marks.some((k) => k.kind === "validation"))
+      ? [
+          ["validation", "#00897b"],
+          ["restore", "#ef6c00"],
+          ["backup upload", "#1e88e5"],
+        ]
+      : []),
   ]
     .map(([n, c]) => `<span style="background:${c}"></span>${n}`)
     .join("");

@@ -69,8 +69,11 @@ export interface ReportMember {
   readonly name: string;
   readonly spans: readonly MemberSpan[];
   readonly pauses: readonly { readonly fromUs: number; readonly toUs: number }[];
-  readonly marks: readonly { readonly atUs: number; readonly kind: MarkKind; readonly text: string }[];
+  readonly marks: readonly { readonly atUs: number; readonly kind: ReportMarkKind; readonly text: string }[];
 }
+
+/** The simulator's marks, and the backup sidecar's doings (the `backup` profile). */
+export type ReportMarkKind = MarkKind | "validation" | "restore" | "upload";
 
 export interface ReportFault {
   readonly kind: Fault["kind"];
@@ -221,13 +224,42 @@ function memberTimelines(r: RunResult): ReportMember[] {
     }
     if (endUs > from) spans.push({ fromUs: from, toUs: endUs, state, text });
     if (pausedAt !== null) pauses.push({ fromUs: pausedAt, toUs: endUs });
+    const b = r.artifacts.backup;
+    const sidecar: ReportMember["marks"] = b
+      ? [
+          ...b.validations
+            .filter((v) => v.member === name)
+            .map((v) => ({
+              atUs: v.atUs,
+              kind: "validation" as const,
+              text: `${v.mode} validation: ${v.failure ?? "valid"}, ${v.action} (${v.detail})`,
+            })),
+          ...b.restores
+            .filter((x) => x.member === name)
+            .map((x) => ({
+              atUs: x.atUs,
+              kind: "restore" as const,
+              text: x.revision > 0 ? `restored from backup at revision ${x.revision}` : "data dir deleted",
+            })),
+          ...b.uploads
+            .filter((u) => u.member === name)
+            .map((u) => ({
+              atUs: u.atUs,
+              kind: "upload" as const,
+              text: `${u.kind} snapshot uploaded at revision ${u.revision}${u.kind === "delta" ? ` (from ${u.fromRevision})` : ""}, store had ${u.newestBefore}`,
+            })),
+        ]
+      : [];
     return {
       name,
       spans,
       pauses,
-      marks: marks
-        .filter((m) => m.kind !== "role" && m.kind !== "pause" && m.kind !== "resume")
-        .map((m) => ({ atUs: m.atUs, kind: m.kind, text: m.text })),
+      marks: [
+        ...marks
+          .filter((m) => m.kind !== "role" && m.kind !== "pause" && m.kind !== "resume")
+          .map((m) => ({ atUs: m.atUs, kind: m.kind as ReportMarkKind, text: m.text })),
+        ...sidecar,
+      ].sort((x, y) => x.atUs - y.atUs),
     };
   });
 }

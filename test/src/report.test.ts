@@ -169,4 +169,20 @@ test("report and replay --report write the page; report prints its path and exit
   assert.is((await cli("report", ROLLBACK, "--profile", "etcd")).code, 2);
 });
 
+test("a backup run's timeline shows each member's validations, restores and uploads", () => {
+  const sc = parseScenario(readFileSync(`${SEEDS}backup-44.json`, "utf8"));
+  const r = runScenario(sc);
+  const d = buildReport(r, "seed 44 (backup): ok");
+  const m1 = d.members.find((m) => m.name === "m1");
+  const kinds = new Set(m1?.marks.map((k) => k.kind));
+  for (const k of ["validation", "restore", "upload"] as const) assert.ok(kinds.has(k), `${k} mark`);
+  const restore = m1?.marks.find((k) => k.kind === "restore");
+  assert.is(restore?.atUs, r.artifacts.backup?.restores[0]?.atUs);
+  assert.ok(
+    m1?.marks.every((k, i, all) => i === 0 || (all[i - 1]?.atUs ?? 0) <= k.atUs),
+    "in time order",
+  );
+  assert.ok(renderReport(d).includes("backup upload"), "the legend names them");
+});
+
 test.run();
