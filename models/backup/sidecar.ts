@@ -144,10 +144,9 @@ export function validateDataDir(
   // 6. the content checks (full mode)
   if (o.mode === "full") {
     const problem = checkContent(disk, db);
-    cost += readCostUs(
-      o.mode,
-      disk.list(MEMBER_DIR).reduce((n, p) => n + disk.size(p), 0),
-    );
+    // the same pass reads every file once more (the fixed part is paid once)
+    const bytes = disk.list(MEMBER_DIR).reduce((n, p) => n + disk.size(p), 0);
+    cost += readCostUs(o.mode, bytes) - readCostUs(o.mode, 0);
     if (problem) return verdict("DataDirectoryCorrupt", problem, { costUs: cost, dbRevision: rev });
   }
   return verdict(
