@@ -1,9 +1,11 @@
 // The backup sidecar: each validation step and action on a prepared data dir, the
 // restore's db, and the backup checks on histories that break and keep them.
+import { readFileSync } from "node:fs";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
   dbRevision,
+  type MemberPod,
   restoredDb,
   SAFE_GUARD,
   VALIDATION_MARKER,
@@ -18,11 +20,16 @@ import { Simulator } from "../../sim/index.js";
 import { checkServes, checkStaleUploads } from "../../src/check/backup.js";
 import { generateScenario } from "../../src/profiles.js";
 import { runScenario } from "../../src/runner.js";
+import { parseScenario } from "../../src/scenario.js";
 
 /** A one-member cluster with sidecars, some writes, then stopped: its volume to validate. */
-function preparedVolume() {
+function preparedVolume(snapshotCount = 10_000) {
   const sim = new Simulator({ seed: "backup-volume" });
-  const c = new EtcdCluster(sim, { members: 1, backup: { snapshotPeriodUs: 500_000, deltasPerFull: 2 } });
+  const c = new EtcdCluster(sim, {
+    members: 1,
+    server: { raft: { snapshotCount } },
+    backup: { snapshotPeriodUs: 500_000, deltasPerFull: 2 },
+  });
   const client = c.addClient();
   sim.runUntilTrue(() => c.server(0)?.serving === true, 10_000_000);
   let acked = 0;
@@ -226,6 +233,40 @@ test("an embedded etcd that will not start on the data dir fails the revision ch
   assert.is(v.length, 1, (c.backup?.validations ?? []).map((x) => x.detail).join("; "));
   assert.is(v[0]?.action, "restore");
   assert.ok((c.server(0)?.mvcc.currentRev ?? 0) >= newest, "serving the newest backup");
+});
+
+test("the actions, end to end: a replaced member is promoted, a wrong volume refused", () => {
+  const seeds = new URL("../../seeds/", import.meta.url).pathname;
+  // three members; m3's db rots while it is down: removed, wiped, back as a learner
+  const three = runScenario(parseScenario(readFileSync(`${seeds}backup-1.json`, "utf8")));
+  const replaced = three.artifacts.backup?.validations.find((v) => v.action === "replace");
+  assert.is(replaced?.failure, "DataDirectoryCorrupt");
+  const pod = three.sim.program(three.sim.findNode(replaced?.member as string)) as MemberPod;
+  const status = pod.server?.status();
+  assert.is(status?.isLearner, false, "promoted once it caught up");
+  assert.ok((status?.revision ?? 0) > 0 && three.validation.verdict === "ok");
+  // one member mounted on a copy of its volume from another namespace: refused, then back
+  // on its own once the operator remounts it
+  const lone = runScenario(generateScenario(10, "backup"));
+  const actions = lone.artifacts.backup?.validations.map((v) => `${v.failure ?? "valid"}:${v.action}`);
+  assert.ok(actions?.includes("WrongVolumeMounted:refuse"), actions?.join(" "));
+  assert.is(actions?.at(-1), "valid:start");
+  assert.is(lone.validation.verdict, "ok");
+});
+
+test("a snapshot file that fails its CRC fails the full validation only", () => {
+  const { c, disk } = preparedVolume(10);
+  const snap = disk
+    .list("member/snap")
+    .filter((p) => p.endsWith(".snap"))
+    .pop();
+  assert.ok(snap, "raft snapshots were taken");
+  c.corruptAtRest(0, "snap", 0.5, 4);
+  const identity = "etcd-dst/m1";
+  const full = validateDataDir(disk, { mode: "full", identity, backupRevision: null });
+  assert.is(full.failure, "DataDirectoryCorrupt");
+  assert.ok(full.detail.includes("snapshot"), full.detail);
+  assert.is(validateDataDir(disk, { mode: "sanity", identity, backupRevision: null }).failure, null);
 });
 
 test.run();
