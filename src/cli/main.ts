@@ -4,6 +4,7 @@
 import { check } from "./check.js";
 import { Exit, type ExitCode, type Io, UsageError } from "./common.js";
 import { demo } from "./demo.js";
+import { exec } from "./exec.js";
 import { fuzz } from "./fuzz.js";
 import { bugs, profiles, scenario } from "./lists.js";
 import { report } from "./report.js";
@@ -34,6 +35,10 @@ const COMMANDS: Record<string, { readonly run: Command; readonly summary: string
     run: check,
     summary: "check a history file for linearizability (etcd-dst, Jepsen etcd, Porcupine KV)",
   },
+  exec: {
+    run: exec,
+    summary: "run a script of etcd API requests, one at a time, on the model (or a real etcd: --real)",
+  },
   demo: { run: demo, summary: "the kernel's demo: a toy cluster under random faults, each seed run twice" },
 };
 
@@ -50,6 +55,7 @@ const USAGES: Record<string, string> = {
   profiles: "etcd-dst profiles [--json]",
   scenario: "etcd-dst scenario --seed N [--profile P] [--case NAME] [--bug NAME]...",
   check: "etcd-dst check FILE [--format jepsen-etcd|porcupine-kv|etcd-dst] [--budget STEPS] [--json]",
+  exec: "etcd-dst exec FILE [--members N] [--real] [--json]",
   demo: "etcd-dst demo [--seeds COUNT] [--from FIRST] [--ack-before-fsync] [--json]",
 };
 
