@@ -461,7 +461,9 @@ export function applyRequest(s: EtcdState, req: KvRequest): Applied {
   }
 }
 
-function sameKv(a: KeyValue, b: KeyValue): boolean {
+/** Field by field, as a client compares what it got with what it should have got. */
+export function sameKv(a: KeyValue | undefined, b: KeyValue | undefined): boolean {
+  if (!a || !b) return a === b;
   return (
     a.key === b.key &&
     a.value === b.value &&
@@ -472,10 +474,10 @@ function sameKv(a: KeyValue, b: KeyValue): boolean {
   );
 }
 
-function sameKvs(a: readonly KeyValue[] | undefined, b: readonly KeyValue[] | undefined): boolean {
+export function sameKvs(a: readonly KeyValue[] | undefined, b: readonly KeyValue[] | undefined): boolean {
   const x = a ?? [];
   const y = b ?? [];
-  return x.length === y.length && x.every((kv, i) => sameKv(kv, y[i] as KeyValue));
+  return x.length === y.length && x.every((kv, i) => sameKv(kv, y[i]));
 }
 
 /** Whether an observed response matches the model's (a past-revision range: header only). */

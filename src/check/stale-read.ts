@@ -5,23 +5,8 @@
 // revision must exist by the time the answer came back (robustness validate: "S").
 import type { History, KeyValue, RangeResponse } from "../../models/client/history.js";
 import { secs, type Violation } from "./artifacts.js";
-import { applyRequest } from "./etcd.js";
+import { applyRequest, sameKvs } from "./etcd.js";
 import type { Reference } from "./reference.js";
-
-function sameKvs(a: readonly KeyValue[], b: readonly KeyValue[]): boolean {
-  if (a.length !== b.length) return false;
-  return a.every((x, i) => {
-    const y = b[i] as KeyValue;
-    return (
-      x.key === y.key &&
-      x.value === y.value &&
-      x.createRevision === y.createRevision &&
-      x.modRevision === y.modRevision &&
-      x.version === y.version &&
-      x.lease === y.lease
-    );
-  });
-}
 
 function show(kvs: readonly KeyValue[]): string {
   return kvs.map((kv) => `${kv.key}=${JSON.stringify(kv.value)}@${kv.modRevision}`).join(" ") || "nothing";

@@ -18,15 +18,9 @@
 // - watch.compaction: a cancellation for compaction names a revision that was compacted,
 //   above the revision the watch's creation (first or resumed) asked for.
 // - watch.require-leader: only watches that asked for it are cancelled for lack of a leader.
-import type {
-  History,
-  KeyValue,
-  WatchEvent,
-  WatchRecord,
-  WatchResponse,
-} from "../../models/client/history.js";
+import type { History, WatchEvent, WatchRecord, WatchResponse } from "../../models/client/history.js";
 import { secs, type Violation } from "./artifacts.js";
-import { inRange, keyValueAt } from "./etcd.js";
+import { inRange, keyValueAt, sameKv } from "./etcd.js";
 import type { Reference } from "./reference.js";
 
 const NO_LEADER = "etcdserver: no leader";
@@ -35,18 +29,6 @@ function describe(e: WatchEvent): string {
   return e.type === "PUT"
     ? `PUT ${e.kv.key}=${JSON.stringify(e.kv.value)}@${e.kv.modRevision}`
     : `DELETE ${e.kv.key}@${e.kv.modRevision}`;
-}
-
-function sameKv(a: KeyValue | undefined, b: KeyValue | undefined): boolean {
-  if (!a || !b) return a === b;
-  return (
-    a.key === b.key &&
-    a.value === b.value &&
-    a.createRevision === b.createRevision &&
-    a.modRevision === b.modRevision &&
-    a.version === b.version &&
-    a.lease === b.lease
-  );
 }
 
 function sameEvent(a: WatchEvent, b: WatchEvent): boolean {
