@@ -334,57 +334,90 @@ export function watchJson(watch: number, w: WatchResponse): Obj {
 
 // ---- the model ---------------------------------------------------------------------------
 
+/**
+ * How long a watch from a given revision may catch up before the next request, on the
+ * model and on a real etcd alike: etcd's sync loop runs every 100 ms, so without this
+ * wait, whether a later compaction cancels it or how its catch-up is batched would depend
+ * on the speed of the disk rather than on the script.
+ */
+export const WATCH_CATCH_UP_MS = 300;
+
 /** How long the model may take to answer one request, in virtual time. */
 const ANSWER_LIMIT_US = 30_000_000;
 
 /**
- * Runs a script on a healthy model cluster of `members`, one request at a time; watch
- * responses (after their creation) follow the last answer, once the cluster is idle.
- * The seed only decides timing: a healthy cluster answers the same whatever it is.
+ * A healthy model cluster of `members` answering one request at a time, with one client on
+ * the first member (as on a real cluster), once every member serves. Watch responses
+ * (after their creation) come at the end, once the cluster is idle. The seed only decides
+ * timing: a healthy cluster answers the same whatever it is.
  */
-export function execOnModel(steps: readonly ScriptStep[], members: number): Obj[] {
-  const sim = new Simulator({ seed: "exec" });
-  const cluster = new EtcdCluster(sim, { members });
-  // one client on the first member, as on a real cluster, once every member serves
-  const client = cluster.addClient({ endpoints: [cluster.nodes[0] as number] });
-  sim.runUntilTrue(
-    () => cluster.nodes.every((_, slot) => cluster.server(slot)?.serving === true),
-    ANSWER_LIMIT_US,
-  );
-  const out: Obj[] = [];
-  const watches: number[] = [];
-  for (const step of steps) {
+export class ModelSession {
+  private readonly sim = new Simulator({ seed: "exec" });
+  private readonly cluster: EtcdCluster;
+  private readonly client;
+  /** Each opened watch's index in the recorder. */
+  private readonly watches: number[] = [];
+
+  constructor(members: number) {
+    this.cluster = new EtcdCluster(this.sim, { members });
+    const cluster = this.cluster;
+    this.client = cluster.addClient({ endpoints: [cluster.nodes[0] as number] });
+    this.sim.runUntilTrue(
+      () => cluster.nodes.every((_, slot) => cluster.server(slot)?.serving === true),
+      ANSWER_LIMIT_US,
+    );
+  }
+
+  /** Runs one step; a KV request's answer, or null for watch and progress requests. */
+  step(step: ScriptStep): Obj | null {
+    const { sim, client } = this;
     if (step.kind === "watch") {
-      const before = cluster.recorder.history().watches.length;
+      const watches = this.cluster.recorder.history().watches;
+      const index = watches.length;
       client.watch(step.request);
-      watches.push(before);
+      this.watches.push(index);
       // a watch is open once created: the next request's events reach it
       sim.runUntilTrue(
-        () => (cluster.recorder.history().watches[before]?.responses.length ?? 0) > 0,
+        () => (this.cluster.recorder.history().watches[index]?.responses.length ?? 0) > 0,
         sim.nowUs + ANSWER_LIMIT_US,
       );
-      continue;
+      if (step.request.startRevision) sim.runFor(WATCH_CATCH_UP_MS * 1000);
+      return null;
     }
     if (step.kind === "progress") {
       client.requestProgress();
       sim.runFor(100_000);
-      continue;
+      return null;
     }
     let answer: KvResponse | ErrorResponse | null = null;
     client.kv(step.request, (r) => {
       answer = r;
     });
     sim.runUntilTrue(() => answer !== null, sim.nowUs + ANSWER_LIMIT_US);
-    out.push(
-      responseJson(
-        answer ?? { type: "error", code: "DeadlineExceeded", message: "context deadline exceeded" },
-      ),
+    return responseJson(
+      answer ?? { type: "error", code: "DeadlineExceeded", message: "context deadline exceeded" },
     );
   }
-  sim.runFor(2_000_000);
-  const records = cluster.recorder.history().watches;
-  watches.forEach((index, k) => {
-    for (const w of records[index]?.responses ?? []) if (!w.created) out.push(watchJson(k, w));
-  });
-  return out;
+
+  /** Every watch response after its creation, watch by watch, once the cluster is idle. */
+  finish(): Obj[] {
+    this.sim.runFor(2_000_000);
+    const records = this.cluster.recorder.history().watches;
+    const out: Obj[] = [];
+    this.watches.forEach((index, k) => {
+      for (const w of records[index]?.responses ?? []) if (!w.created) out.push(watchJson(k, w));
+    });
+    return out;
+  }
+}
+
+/** Runs a script on a healthy model cluster of `members`: answers, then watch responses. */
+export function execOnModel(steps: readonly ScriptStep[], members: number): Obj[] {
+  const session = new ModelSession(members);
+  const out: Obj[] = [];
+  for (const step of steps) {
+    const answer = session.step(step);
+    if (answer) out.push(answer);
+  }
+  return out.concat(session.finish());
 }

@@ -284,8 +284,9 @@ export class WatchableStore {
         continue;
       }
       if (w.minRev < compactRev) {
-        // below the compaction: send the compact revision and cancel
-        if (w.stream.push({ watchId: w.id, events: [], revision: cur, compactRevision: compactRev })) {
+        // below the compaction: send the compact revision and cancel; etcd's response has no
+        // revision (watcher_group.go chooseAll), so its header says 0
+        if (w.stream.push({ watchId: w.id, events: [], revision: 0, compactRevision: compactRev })) {
           w.compacted = true;
           this.remove(w);
           continue;

@@ -3,7 +3,6 @@
 // process it starts is stopped on close, on exit and on Ctrl-C.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import http from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,11 +13,10 @@ import type {
   KvResponse,
   TxnOp,
   TxnOpResponse,
-  WatchEvent,
-  WatchRequest,
   WatchResponse,
 } from "../../models/client/history.js";
-import { responseJson, type ScriptStep, watchJson } from "../exec.js";
+import { responseJson, type ScriptStep, WATCH_CATCH_UP_MS, watchJson } from "../exec.js";
+import { WatchStream } from "./grpc.js";
 
 /** etcd could not be found or started. */
 export class RealEtcdUnavailable extends Error {}
@@ -164,32 +162,6 @@ export class RealCluster {
       body: JSON.stringify(body),
     });
     return (await res.json()) as Record<string, unknown>;
-  }
-
-  /** Opens a watch stream; each response is handed to `on` as etcd's gateway JSON. */
-  watch(body: unknown, on: (result: Record<string, unknown>) => void): { close(): void } {
-    const req = http.request({
-      host: "127.0.0.1",
-      port: this.port,
-      path: "/v3/watch",
-      method: "POST",
-      headers: { "content-type": "application/json" },
-    });
-    let buf = "";
-    req.on("response", (res) => {
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => {
-        buf += chunk;
-        for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (line) on((JSON.parse(line) as { result?: Record<string, unknown> }).result ?? {});
-        }
-      });
-    });
-    req.on("error", () => {});
-    req.end(JSON.stringify({ create_request: body }));
-    return { close: () => req.destroy() };
   }
 
   killAll(): void {
@@ -390,65 +362,48 @@ function response(r: KvRequest, j: Json): KvResponse | ErrorResponse {
   }
 }
 
-function watchResponse(j: Json): WatchResponse {
-  const events: WatchEvent[] = ((j.events as Json[] | undefined) ?? []).map((e) => ({
-    type: e.type === "DELETE" ? "DELETE" : "PUT",
-    kv: kvOf(e.kv as Json),
-    ...(e.prev_kv ? { prevKv: kvOf(e.prev_kv as Json) } : {}),
-  }));
-  return {
-    atUs: 0,
-    revision: revisionOf(j),
-    events,
-    ...(j.created ? { created: true } : {}),
-    ...(j.canceled ? { canceled: true } : {}),
-    ...(j.compact_revision ? { compactRevision: num(j.compact_revision) } : {}),
-  };
-}
-
-function watchBody(w: WatchRequest) {
-  return {
-    key: b64(w.key),
-    ...(w.rangeEnd !== undefined ? { range_end: b64(w.rangeEnd) } : {}),
-    ...(w.startRevision ? { start_revision: w.startRevision } : {}),
-    ...(w.prevKv ? { prev_kv: true } : {}),
-    ...(w.progressNotify ? { progress_notify: true } : {}),
-    ...(w.filters?.length ? { filters: w.filters } : {}),
-  };
-}
-
 /** `exec --real`: the script on a fresh real cluster of `members`, answered as on the model. */
 export async function execOnReal(
   steps: readonly ScriptStep[],
   members: number,
 ): Promise<Record<string, unknown>[]> {
-  if (steps.some((s) => s.kind === "progress"))
-    throw new RealEtcdUnavailable(
-      "progress requests need a gRPC watch stream; etcd 3.4's HTTP gateway takes none after the watch is created",
-    );
   const cluster = await RealCluster.start(members);
   const out: Record<string, unknown>[] = [];
-  const streams: { responses: WatchResponse[]; close(): void }[] = [];
+  const watches: WatchResponse[][] = [];
+  let stream: WatchStream | null = null;
+  const received = () => watches.reduce((n, w) => n + w.length, 0);
+  const until = async (done: () => boolean, ms: number) => {
+    const deadline = Date.now() + ms;
+    while (!done() && Date.now() < deadline && !stream?.error) await sleep(2);
+  };
   try {
     for (const step of steps) {
       if (step.kind === "watch") {
+        stream ??= new WatchStream(cluster.port);
         const responses: WatchResponse[] = [];
-        const s = cluster.watch(watchBody(step.request), (j) => responses.push(watchResponse(j)));
-        streams.push({ responses, close: s.close });
-        const deadline = Date.now() + 5_000;
-        while (responses.length === 0 && Date.now() < deadline) await sleep(5);
+        watches.push(responses);
+        stream.watch(step.request, (r) => responses.push(r));
+        await until(() => responses.length > 0, 5_000);
+        if (step.request.startRevision) await sleep(WATCH_CATCH_UP_MS);
         continue;
       }
-      if (step.kind !== "kv") continue;
+      if (step.kind === "progress") {
+        if (!stream) continue;
+        const before = received();
+        stream.requestProgress();
+        await until(() => received() > before, 500);
+        continue;
+      }
       const { path, body } = request(step.request);
       out.push(responseJson(response(step.request, await cluster.call(path, body))));
     }
-    if (streams.length) await sleep(1_000);
-    streams.forEach((s, k) => {
-      for (const w of s.responses) if (!w.created) out.push(watchJson(k, w));
+    if (watches.length) await sleep(1_000);
+    if (stream?.error) throw new RealEtcdUnavailable(`watch stream failed: ${stream.error}`);
+    watches.forEach((responses, k) => {
+      for (const w of responses) if (!w.created) out.push(watchJson(k, w));
     });
   } finally {
-    for (const s of streams) s.close();
+    stream?.close();
     await cluster.close();
   }
   return out;
