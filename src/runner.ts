@@ -3,6 +3,7 @@
 // left. Same scenario, same run: the trace hash proves it.
 import { Bugs } from "../models/bugs.js";
 import type { EtcdClient } from "../models/client/client.js";
+import type { Operation } from "../models/client/history.js";
 import { EtcdCluster } from "../models/etcd/cluster.js";
 import { Simulator } from "../sim/index.js";
 import type { LivenessProbe, MemberEnd, RunArtifacts } from "./check/artifacts.js";
@@ -295,8 +296,12 @@ function backupStats(a: RunArtifacts, v: Validation): BackupStats {
 /** Gaps of a second or more with no successful write, inside the traffic window. */
 function unavailableMs(a: RunArtifacts, sc: Scenario): number {
   const from = Math.min(...sc.clients.map((c) => c.startUs), sc.timeline.trafficEndUs);
-  const to = sc.timeline.trafficEndUs;
-  const writes = a.history.operations
+  return writeGapsMs(a.history.operations, from, sc.timeline.trafficEndUs);
+}
+
+/** Gaps of a second or more with no successful client write in [fromUs, toUs], in ms. */
+export function writeGapsMs(ops: readonly Operation[], fromUs: number, toUs: number): number {
+  const writes = ops
     .filter(
       (o) =>
         o.client >= 0 &&
@@ -306,11 +311,11 @@ function unavailableMs(a: RunArtifacts, sc: Scenario): number {
         o.request.type !== "range",
     )
     .map((o) => o.returnUs as number)
-    .filter((t) => t >= from && t <= to)
+    .filter((t) => t >= fromUs && t <= toUs)
     .sort((x, y) => x - y);
   let gapUs = 0;
-  let last = from;
-  for (const t of [...writes, to]) {
+  let last = fromUs;
+  for (const t of [...writes, toUs]) {
     if (t - last >= 1_000_000) gapUs += t - last;
     last = t;
   }

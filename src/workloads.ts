@@ -14,6 +14,7 @@ import type {
   TxnOp,
   TxnResponse,
 } from "../models/client/history.js";
+import { prefixEnd } from "../models/client/history.js";
 import type { Random } from "../sim/index.js";
 import type { ClientPlan } from "./scenario.js";
 
@@ -52,10 +53,6 @@ function pick<T>(rng: Random, choices: readonly (readonly [T, number])[]): T {
     x -= w;
   }
   return (choices[choices.length - 1] as readonly [T, number])[0];
-}
-
-function prefixEnd(prefix: string): string {
-  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
 
 /** What a client learned from answers: the newest revision, each key's mod revision. */

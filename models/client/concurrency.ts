@@ -8,7 +8,14 @@
 // recorded with the revision that justified it, for the ownership checkers.
 
 import type { EtcdClient } from "./client.js";
-import type { ErrorResponse, KeyValue, KvResponse, RangeResponse, TxnResponse } from "./history.js";
+import {
+  type ErrorResponse,
+  type KeyValue,
+  type KvResponse,
+  prefixEnd,
+  type RangeResponse,
+  type TxnResponse,
+} from "./history.js";
 
 export type Done = (ok: boolean, error?: string) => void;
 
@@ -52,12 +59,6 @@ export class Session {
 
 function isError(r: KvResponse | ErrorResponse): r is ErrorResponse {
   return r.type === "error";
-}
-
-function prefixEnd(prefix: string): string {
-  // every key starting with `prefix` (clientv3.GetPrefixRangeEnd for a non-empty prefix)
-  const last = prefix.charCodeAt(prefix.length - 1);
-  return prefix.slice(0, -1) + String.fromCharCode(last + 1);
 }
 
 /** A Mutex (kind "lock") or an Election campaign (kind "election"): the same queue. */

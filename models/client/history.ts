@@ -274,3 +274,8 @@ export function isWriteRequest(r: KvRequest): boolean {
       return true;
   }
 }
+
+/** The end of the range of every key starting with `prefix` (clientv3.GetPrefixRangeEnd, non-empty prefix). */
+export function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}

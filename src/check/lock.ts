@@ -9,17 +9,13 @@
 //   revision order: the leader's create revision never goes back.
 // Two holders can still overlap in real time (a pause past the lease TTL: Jepsen 2020);
 // that is reported as an observation, not a violation: etcd locks need fencing.
-import type { History, LockRecord } from "../../models/client/history.js";
+import { type History, type LockRecord, prefixEnd } from "../../models/client/history.js";
 import { secs, type Violation } from "./artifacts.js";
 import type { Reference } from "./reference.js";
 
 export interface Observation {
   readonly kind: string;
   readonly message: string;
-}
-
-function prefixEnd(p: string): string {
-  return p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1);
 }
 
 export function checkLocks(

@@ -7,6 +7,7 @@ import { demo } from "./demo.js";
 import { exec } from "./exec.js";
 import { fuzz } from "./fuzz.js";
 import { bugs, profiles, scenario } from "./lists.js";
+import { real } from "./real.js";
 import { report } from "./report.js";
 import { replay, run } from "./run.js";
 import { shrinkCommand } from "./shrink.js";
@@ -39,6 +40,11 @@ const COMMANDS: Record<string, { readonly run: Command; readonly summary: string
     run: exec,
     summary: "run a script of etcd API requests, one at a time, on the model (or a real etcd: --real)",
   },
+  real: {
+    run: real,
+    summary:
+      "the etcd traffic against a real etcd cluster on 127.0.0.1 under kill, pause and partition faults, checked",
+  },
   demo: { run: demo, summary: "the kernel's demo: a toy cluster under random faults, each seed run twice" },
 };
 
@@ -56,6 +62,7 @@ const USAGES: Record<string, string> = {
   scenario: "etcd-dst scenario --seed N [--profile P] [--case NAME] [--bug NAME]...",
   check: "etcd-dst check FILE [--format jepsen-etcd|porcupine-kv|etcd-dst] [--budget STEPS] [--json]",
   exec: "etcd-dst exec FILE [--members N] [--real] [--json]",
+  real: "etcd-dst real [--members N] [--duration DUR] [--profile P] [--faults kill,pause,partition] [--json]",
   demo: "etcd-dst demo [--seeds COUNT] [--from FIRST] [--ack-before-fsync] [--json]",
 };
 

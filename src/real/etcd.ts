@@ -2,7 +2,7 @@
 // gRPC gateway (HTTP/JSON, keys and values in base64, 64-bit integers as strings). Every
 // process it starts is stopped on close, on exit and on Ctrl-C.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +17,7 @@ import type {
 } from "../../models/client/history.js";
 import { responseJson, type ScriptStep, WATCH_CATCH_UP_MS, watchJson } from "../exec.js";
 import { WatchStream } from "./grpc.js";
+import { PeerProxies } from "./proxy.js";
 
 /** etcd could not be found or started. */
 export class RealEtcdUnavailable extends Error {}
@@ -66,14 +67,25 @@ interface Member {
   readonly name: string;
   readonly clientPort: number;
   readonly peerPort: number;
+  /** The port it advertises to its peers: its peer proxy's, or its own peer port. */
+  readonly advertisedPeerPort: number;
   readonly dataDir: string;
   proc: ChildProcess | null;
+  paused: boolean;
+}
+
+export interface RealClusterOptions {
+  readonly timeoutMs?: number;
+  /** Put a proxy in front of every peer port (partitions and delays between members). */
+  readonly proxies?: boolean;
 }
 
 export class RealCluster {
   readonly dir: string;
   readonly members: Member[] = [];
   readonly version: string;
+  /** With `proxies`: the peer network's faults. */
+  proxies: PeerProxies | null = null;
 
   private constructor(
     readonly bin: string,
@@ -86,28 +98,49 @@ export class RealCluster {
         name: `m${i + 1}`,
         clientPort: 0,
         peerPort: 0,
+        advertisedPeerPort: 0,
         dataDir: join(this.dir, `m${i + 1}`),
         proc: null,
+        paused: false,
       });
   }
 
   /** Starts `size` members and waits until the cluster answers a linearizable read. */
-  static async start(size: number, timeoutMs = 20_000): Promise<RealCluster> {
+  static async start(size: number, o: RealClusterOptions = {}): Promise<RealCluster> {
+    const timeoutMs = o.timeoutMs ?? 20_000;
     const bin = etcdBinary();
     if (!bin) throw new RealEtcdUnavailable("no etcd binary (apt-get install etcd-server, or set ETCD_BIN)");
     const c = new RealCluster(bin, size);
     live.add(c);
     hookExit();
     for (const m of c.members) {
-      (m as { clientPort: number }).clientPort = await freePort();
-      (m as { peerPort: number }).peerPort = await freePort();
+      const w = m as { clientPort: number; peerPort: number; advertisedPeerPort: number };
+      w.clientPort = await freePort();
+      w.peerPort = await freePort();
+      w.advertisedPeerPort = o.proxies ? await freePort() : w.peerPort;
     }
+    if (o.proxies)
+      c.proxies = await PeerProxies.start(
+        c.members.map((m) => m.advertisedPeerPort),
+        c.members.map((m) => m.peerPort),
+      );
     for (const m of c.members) c.spawn(m);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
-        const r = await c.call("/v3/kv/range", { key: b64("health") });
-        if (r.header) return c;
+        const rs = await Promise.all(
+          c.members.map((_, i) => c.call("/v3/kv/range", { key: b64("health") }, i)),
+        );
+        if (rs.every((r) => r.header)) {
+          if (c.proxies) {
+            const list = await c.call("/v3/cluster/member/list", {});
+            const ids = new Map(
+              ((list.members as Json[] | undefined) ?? []).map((x) => [String(x.name), BigInt(String(x.ID))]),
+            );
+            c.proxies.learn(c.members.map((m) => (ids.get(m.name) ?? 0n).toString(16)));
+          }
+          return c;
+        }
       } catch {
         // not up yet
       }
@@ -122,7 +155,9 @@ export class RealCluster {
   }
 
   private spawn(m: Member): void {
-    const cluster = this.members.map((x) => `${x.name}=http://127.0.0.1:${x.peerPort}`).join(",");
+    const cluster = this.members.map((x) => `${x.name}=http://127.0.0.1:${x.advertisedPeerPort}`).join(",");
+    // etcd logs to stderr: kept in the cluster's directory, with the data
+    const log = openSync(join(this.dir, `${m.name}.log`), "a");
     m.proc = spawn(
       this.bin,
       [
@@ -137,7 +172,7 @@ export class RealCluster {
         "--listen-peer-urls",
         `http://127.0.0.1:${m.peerPort}`,
         "--initial-advertise-peer-urls",
-        `http://127.0.0.1:${m.peerPort}`,
+        `http://127.0.0.1:${m.advertisedPeerPort}`,
         "--initial-cluster",
         cluster,
         "--initial-cluster-state",
@@ -145,8 +180,44 @@ export class RealCluster {
         "--initial-cluster-token",
         "etcd-dst",
       ],
-      { stdio: "ignore" },
+      { stdio: ["ignore", "ignore", log] },
     );
+    closeSync(log);
+    m.paused = false;
+  }
+
+  /** SIGKILL: the process dies at once, unsynced writes and all. */
+  async kill(i: number): Promise<void> {
+    const m = this.members[i] as Member;
+    const p = m.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => p.once("exit", () => resolve()));
+    p.kill("SIGKILL");
+    await exited;
+    m.proc = null;
+  }
+
+  /** Starts a killed member again on its data directory. */
+  restart(i: number): void {
+    const m = this.members[i] as Member;
+    if (!m.proc) this.spawn(m);
+  }
+
+  /** SIGSTOP or SIGCONT: the process freezes with its connections open, or goes on. */
+  pause(i: number, on: boolean): void {
+    const m = this.members[i] as Member;
+    if (!m.proc || m.paused === on) return;
+    m.proc.kill(on ? "SIGSTOP" : "SIGCONT");
+    m.paused = on;
+  }
+
+  isUp(i: number): boolean {
+    const m = this.members[i] as Member;
+    return m.proc !== null && !m.paused;
+  }
+
+  clientPortOf(i: number): number {
+    return (this.members[i] as Member).clientPort;
   }
 
   /** The first member's endpoint: scripts are sequential, one client. */
@@ -154,14 +225,22 @@ export class RealCluster {
     return (this.members[0] as Member).clientPort;
   }
 
-  /** One unary gateway call; resolves with the decoded JSON body. */
-  async call(path: string, body: unknown): Promise<Record<string, unknown>> {
-    const res = await fetch(`http://127.0.0.1:${this.port}${path}`, {
+  /** One unary gateway call on member `i`; resolves with the decoded JSON body. */
+  async call(path: string, body: unknown, i = 0, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+    const res = await fetch(`http://127.0.0.1:${this.clientPortOf(i)}${path}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
     });
-    return (await res.json()) as Record<string, unknown>;
+    const text = await res.text();
+    try {
+      return JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      throw new Error(
+        `${path} on ${(this.members[i] as Member).name}: HTTP ${res.status} ${text.slice(0, 80).trim()}`,
+      );
+    }
   }
 
   killAll(): void {
@@ -173,11 +252,13 @@ export class RealCluster {
     for (const m of this.members) {
       const p = m.proc;
       if (!p || p.exitCode !== null) continue;
+      if (m.paused) p.kill("SIGCONT");
       const exited = new Promise<void>((resolve) => p.once("exit", () => resolve()));
       p.kill("SIGTERM");
       await Promise.race([exited, sleep(5_000)]);
       if (p.exitCode === null) p.kill("SIGKILL");
     }
+    await this.proxies?.close();
     live.delete(this);
     if (!keep) rmSync(this.dir, { recursive: true, force: true });
   }
@@ -254,7 +335,8 @@ const COMPARE_FIELD = {
   LEASE: "lease",
 } as const;
 
-function request(r: KvRequest): { path: string; body: unknown } {
+/** A request as a gateway call. */
+export function request(r: KvRequest): { path: string; body: unknown } {
   switch (r.type) {
     case "range":
       return { path: "/v3/kv/range", body: rangeBody(r) };
@@ -327,7 +409,8 @@ function opResponse(op: TxnOp, j: Json, revision: number): TxnOpResponse {
   }
 }
 
-function response(r: KvRequest, j: Json): KvResponse | ErrorResponse {
+/** A gateway answer (or error) as the history's response. */
+export function response(r: KvRequest, j: Json): KvResponse | ErrorResponse {
   if (j.error !== undefined || j.code !== undefined)
     return {
       type: "error",

@@ -180,21 +180,31 @@ export class WatchStream {
   /** Set when the stream fails; a reason for whoever waits on it. */
   error: string | null = null;
 
-  constructor(port: number) {
+  /** `onEnd`: the stream failed or the member closed it (once). */
+  constructor(
+    port: number,
+    private readonly onEnd?: (reason: string) => void,
+  ) {
     this.session = http2.connect(`http://127.0.0.1:${port}`);
-    this.session.on("error", (e) => {
-      this.error = e.message;
-    });
+    this.session.on("error", (e) => this.end(e.message));
+    this.session.on("close", () => this.end("connection closed"));
     this.stream = this.session.request({
       ":method": "POST",
       ":path": "/etcdserverpb.Watch/Watch",
       "content-type": "application/grpc",
       te: "trailers",
     });
-    this.stream.on("error", (e) => {
-      this.error = e.message;
-    });
+    this.stream.on("error", (e) => this.end(e.message));
+    this.stream.on("close", () => this.end("stream closed"));
     this.stream.on("data", (chunk: Buffer) => this.onData(chunk));
+  }
+
+  private closing = false;
+
+  private end(reason: string): void {
+    if (this.error !== null || this.closing) return;
+    this.error = reason;
+    this.onEnd?.(reason);
   }
 
   private onData(chunk: Buffer): void {
@@ -230,7 +240,50 @@ export class WatchStream {
   }
 
   close(): void {
+    this.closing = true;
     this.stream.close();
     this.session.destroy();
+  }
+}
+
+/** A member's HashKV at `revision` (etcd's Maintenance.HashKV; not in 3.4's gateway). */
+export async function hashKv(
+  port: number,
+  revision: number,
+  timeoutMs = 5_000,
+): Promise<{ hash: number; compactRevision: number; revision: number }> {
+  const w = new Writer();
+  w.int(1, revision);
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`HashKV timed out after ${timeoutMs} ms`)), timeoutMs);
+      session.on("error", reject);
+      const req = session.request({
+        ":method": "POST",
+        ":path": "/etcdserverpb.Maintenance/HashKV",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("error", reject);
+      req.on("end", () => {
+        clearTimeout(timer);
+        resolve(Buffer.concat(chunks));
+      });
+      req.end(frame(w.done()));
+    });
+    if (body.length < 5) throw new Error("HashKV: no answer (the member may have refused it)");
+    // HashKVResponse{header = 1, hash = 2, compact_revision = 3}
+    const f = readFields(body.subarray(5, 5 + body.readUInt32BE(1)));
+    const header = bytesOf(f, 1);
+    return {
+      hash: intOf(f, 2) >>> 0,
+      compactRevision: intOf(f, 3),
+      revision: header ? intOf(readFields(header), 3) : 0,
+    };
+  } finally {
+    session.destroy();
   }
 }

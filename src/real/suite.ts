@@ -3,6 +3,7 @@
 // on a real etcd through `etcd-dst exec`. The generator steps the model as it draws, so
 // that revisions in the script (reads at past, future and compacted revisions, compaction
 // points, watch starts) land where they test something.
+import { prefixEnd } from "../../models/client/history.js";
 import { Random } from "../../sim/random.js";
 import { ModelSession, parseScript } from "../exec.js";
 
@@ -90,12 +91,6 @@ function generateBatch(rng: Random, first: number, count: number, members: numbe
     model: model.concat(session.finish()),
     answerLines,
   };
-}
-
-/** The end of the range of keys with this prefix (etcd's GetPrefixRangeEnd). */
-export function prefixEnd(prefix: string): string {
-  const last = prefix.charCodeAt(prefix.length - 1);
-  return prefix.slice(0, -1) + String.fromCharCode(last + 1);
 }
 
 class ScriptWriter {

@@ -3,15 +3,9 @@
 // comparison with a real etcd must see. The comparison itself runs in `npm run test:real`.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { prefixEnd } from "../../models/client/history.js";
 import { execOnModel, parseScript } from "../../src/exec.js";
-import {
-  coverage,
-  differences,
-  firstDifference,
-  prefixEnd,
-  SUITE,
-  suiteBatches,
-} from "../../src/real/suite.js";
+import { coverage, differences, firstDifference, SUITE, suiteBatches } from "../../src/real/suite.js";
 
 const batches = [...suiteBatches({ ...SUITE, members: 1 })];
 
