@@ -4,6 +4,7 @@
 import { existsSync } from "node:fs";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import type { RangeResponse } from "../../models/client/history.js";
 import { validateRun } from "../../src/check/validate.js";
 import { etcdBinary, RealCluster } from "../../src/real/etcd.js";
 import { runReal } from "../../src/real/run.js";
@@ -39,7 +40,7 @@ if (etcdBinary()) {
     );
     assert.ok(i >= 0);
     const read = ops[i] as (typeof ops)[number];
-    const resp = read.response as { kvs: { value: string }[] };
+    const resp = read.response as RangeResponse;
     const tampered = ops.map((o, k) =>
       k === i
         ? { ...o, response: { ...resp, kvs: resp.kvs.map((kv) => ({ ...kv, value: "never-written" })) } }
