@@ -2,7 +2,7 @@
 // gRPC gateway (HTTP/JSON, keys and values in base64, 64-bit integers as strings). Every
 // process it starts is stopped on close, on exit and on Ctrl-C.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -74,6 +74,16 @@ interface Member {
   paused: boolean;
 }
 
+/** A member process that ended without being told to (a panic, a failed start). */
+export interface SelfExit {
+  readonly member: number;
+  readonly name: string;
+  readonly code: number | null;
+  readonly signal: string | null;
+  /** The member log's last `panic:` line, if it has one. */
+  readonly panic: string | null;
+}
+
 export interface RealClusterOptions {
   readonly timeoutMs?: number;
   /** Put a proxy in front of every peer port (partitions and delays between members). */
@@ -86,6 +96,9 @@ export class RealCluster {
   readonly version: string;
   /** With `proxies`: the peer network's faults. */
   proxies: PeerProxies | null = null;
+
+  /** Members that exited on their own, in order; `takeSelfExits` hands them over once. */
+  private selfExits: SelfExit[] = [];
 
   private constructor(
     readonly bin: string,
@@ -184,6 +197,32 @@ export class RealCluster {
     );
     closeSync(log);
     m.paused = false;
+    const proc = m.proc;
+    proc.once("exit", (code, signal) => {
+      if (m.proc !== proc) return; // killed or stopped by us: kill() and close() let go first
+      m.proc = null;
+      const i = this.members.indexOf(m);
+      this.selfExits.push({ member: i, name: m.name, code, signal, panic: this.panicLine(m) });
+    });
+  }
+
+  /** The last `panic:` line of a member's log (etcd writes it before exiting 2). */
+  private panicLine(m: Member): string | null {
+    try {
+      const lines = readFileSync(join(this.dir, `${m.name}.log`), "utf8").split("\n");
+      for (let k = lines.length - 1; k >= 0; k--)
+        if ((lines[k] as string).startsWith("panic: ")) return (lines[k] as string).slice(7).trim();
+    } catch {
+      // no log
+    }
+    return null;
+  }
+
+  /** The members that exited on their own since the last call. */
+  takeSelfExits(): SelfExit[] {
+    const out = this.selfExits;
+    this.selfExits = [];
+    return out;
   }
 
   /** SIGKILL: the process dies at once, unsynced writes and all. */
@@ -192,9 +231,9 @@ export class RealCluster {
     const p = m.proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => p.once("exit", () => resolve()));
+    m.proc = null;
     p.kill("SIGKILL");
     await exited;
-    m.proc = null;
   }
 
   /** Starts a killed member again on its data directory. */
@@ -251,6 +290,7 @@ export class RealCluster {
   async close(keep = false): Promise<void> {
     for (const m of this.members) {
       const p = m.proc;
+      m.proc = null;
       if (!p || p.exitCode !== null) continue;
       if (m.paused) p.kill("SIGCONT");
       const exited = new Promise<void>((resolve) => p.once("exit", () => resolve()));

@@ -88,7 +88,21 @@ export class PeerProxies {
     this.conns.add(c);
     let head = "";
     const forward = (src: net.Socket, dst: net.Socket, isRequest: boolean) => {
-      let releaseAt = 0;
+      // delayed chunks wait in order in one queue, drained by one timer: separate timers
+      // per chunk can fire out of order when the delay changes, and a reordered rafthttp
+      // stream decodes into wrong raft messages (seen: a follower panicking on
+      // "tocommit out of range" while only a delay was on)
+      const queue: { chunk: Buffer; atMs: number }[] = [];
+      let timer: NodeJS.Timeout | null = null;
+      const drain = () => {
+        timer = null;
+        const now = Date.now();
+        while (queue.length > 0 && (queue[0] as { atMs: number }).atMs <= now) {
+          const q = queue.shift() as { chunk: Buffer };
+          if (!dst.destroyed) dst.write(q.chunk);
+        }
+        if (queue.length > 0) timer = setTimeout(drain, (queue[0] as { atMs: number }).atMs - now);
+      };
       src.on("data", (chunk: Buffer) => {
         if (isRequest && c.fromId === "" && head.length < 16_384) {
           head += chunk.toString("latin1");
@@ -103,13 +117,18 @@ export class PeerProxies {
           return;
         }
         const delay = (key && this.delayMs.get(key)) || 0;
-        if (delay === 0 && releaseAt <= Date.now()) {
+        if (delay === 0 && queue.length === 0) {
           dst.write(chunk);
           return;
         }
-        // keep the byte order: never release before an earlier chunk
-        releaseAt = Math.max(Date.now() + delay, releaseAt);
-        setTimeout(() => dst.destroyed || dst.write(chunk), releaseAt - Date.now());
+        // never before an earlier chunk: the queue's release times never decrease
+        const last = queue.length > 0 ? (queue[queue.length - 1] as { atMs: number }).atMs : 0;
+        queue.push({ chunk, atMs: Math.max(Date.now() + delay, last) });
+        if (timer === null)
+          timer = setTimeout(drain, Math.max(0, (queue[0] as { atMs: number }).atMs - Date.now()));
+      });
+      src.on("close", () => {
+        if (timer !== null) clearTimeout(timer);
       });
     };
     forward(inbound, upstream, true);

@@ -22,6 +22,7 @@ import type {
 import { prefixEnd } from "../../models/client/history.js";
 import { HistoryRecorder } from "../../models/client/recorder.js";
 import type { AppliedRecord, MemberRecord } from "../../models/etcd/cluster.js";
+import type { MonitorReport } from "../../sim/monitor.js";
 import { Random } from "../../sim/random.js";
 import type { LivenessProbe, MemberEnd, RunArtifacts } from "../check/artifacts.js";
 import { type Validation, validateRun } from "../check/validate.js";
@@ -83,7 +84,7 @@ export async function runReal(o: RealOptions): Promise<RealResult> {
     return result;
   } catch (e) {
     kept = true;
-    throw e;
+    throw new Error(`${(e as Error).message}; data and member logs kept in ${cluster.dir}`);
   } finally {
     await cluster.close(kept);
   }
@@ -250,7 +251,37 @@ async function drive(cluster: RealCluster, o: RealOptions, log: (line: string) =
       await sleep(r.int(1_000, 2_500));
     }
   };
+  // ---- a supervisor, as a kubelet: a member that exits on its own is noted and started
+  // again a second later; a panic is etcd's own failure (raft.panic, as in the model) ----
+  const reports: MonitorReport[] = [];
+  let supervising = true;
+  const superviseOnce = async () => {
+    for (const x of cluster.takeSelfExits()) {
+      const why = x.panic ? `panic: ${x.panic}` : `exit code ${x.code ?? x.signal}`;
+      note(`${x.name} exited on its own (${why})`);
+      if (x.panic)
+        reports.push({
+          checker: "raft.panic",
+          message: `etcd panic on ${x.name}: ${x.panic}`,
+          node: x.name,
+          virtualUs: nowUs(),
+        });
+      await sleep(1_000);
+      cluster.restart(x.member);
+      note(`restart ${x.name}`);
+    }
+  };
+  const supervisor = async () => {
+    while (supervising) {
+      await superviseOnce();
+      await sleep(200);
+    }
+  };
+  const supervised = supervisor();
   await Promise.all([...Array.from({ length: CLIENTS }, (_, c) => client(c)), injector()]);
+  supervising = false;
+  await supervised;
+  await superviseOnce();
   // every fault is healed by now; calls in flight ended with their timeouts
   const healedUs = nowUs();
   log(`  ${(healedUs / 1e6).toFixed(1)}s traffic stopped, faults healed`);
@@ -309,7 +340,7 @@ async function drive(cluster: RealCluster, o: RealOptions, log: (line: string) =
     members,
     end,
     liveness,
-    reports: [],
+    reports,
     endUs,
     params: { electionTimeoutUs: 1_000_000, maxClockDriftPpm: 0 },
   };
@@ -377,25 +408,38 @@ async function raftTerm(cluster: RealCluster): Promise<number> {
 async function referenceRecords(cluster: RealCluster, last: number): Promise<AppliedRecord[]> {
   const byRevision = new Map<number, WatchEvent[]>();
   let seen = 1;
-  let failure: string | null = null;
-  const stream = new WatchStream(cluster.clientPortOf(0), (reason) => {
-    failure = reason;
-  });
-  stream.watch({ key: "\u0000", rangeEnd: "\u0000", startRevision: 2 }, (r) => {
-    for (const e of r.events) {
-      const rev = e.kv.modRevision;
-      let list = byRevision.get(rev);
-      if (!list) byRevision.set(rev, (list = []));
-      list.push(e);
-      seen = Math.max(seen, rev);
+  const failures: string[] = [];
+  const deadline = Date.now() + 20_000;
+  // from the first member that streams it all: one may be down or still starting
+  for (let attempt = 0; seen < last && Date.now() < deadline; attempt++) {
+    const member = attempt % cluster.members.length;
+    let failure: string | null = null;
+    const stream = new WatchStream(cluster.clientPortOf(member), (reason) => {
+      failure = reason;
+    });
+    const from = seen;
+    stream.watch({ key: "\u0000", rangeEnd: "\u0000", startRevision: from + 1 }, (r) => {
+      for (const e of r.events) {
+        const rev = e.kv.modRevision;
+        if (rev <= from) continue;
+        let list = byRevision.get(rev);
+        if (!list) byRevision.set(rev, (list = []));
+        list.push(e);
+      }
+      // a response holds whole revisions: every event of the highest one is in it
+      for (const e of r.events) seen = Math.max(seen, e.kv.modRevision);
+    });
+    const until = Math.min(deadline, Date.now() + 10_000);
+    while (seen < last && failure === null && Date.now() < until) await sleep(20);
+    stream.close();
+    if (failure !== null) {
+      failures.push(`${cluster.members[member]?.name}: ${failure}`);
+      await sleep(250);
     }
-  });
-  const deadline = Date.now() + 15_000;
-  while (seen < last && failure === null && Date.now() < deadline) await sleep(20);
-  stream.close();
+  }
   if (seen < last)
     throw new Error(
-      `the reference watch reached revision ${seen} of ${last}${failure ? ` (${failure})` : ""}`,
+      `the reference watch reached revision ${seen} of ${last}${failures.length ? ` (${failures.join("; ")})` : ""}`,
     );
   const out: AppliedRecord[] = [];
   for (let rev = 2; rev <= last; rev++) {
