@@ -91,8 +91,9 @@ export const BUGS: readonly PlantedBug[] = [
     etcdIssue: "#19179",
     summary:
       "after a crash mid multi-batch compaction, the key index rebuild skips a tombstone that is a key's only revision; a watch from the compaction revision misses the delete",
-    profile: "watch",
-    detectors: ["watch.reliable"],
+    // robustness reproduced it on one member (every watch comes back to the restarted one)
+    profile: "single-node",
+    detectors: ["watch.reliable", "watch.resumable"],
   },
   {
     name: "txn-range-stripped-on-followers",

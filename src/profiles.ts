@@ -103,10 +103,30 @@ function plans(
   }));
 }
 
-const etcdClients = (rng: Random, m: readonly string[], n: [number, number], createDelete = 0) =>
-  plans(rng, "etcd", rng.int(n[0], n[1] + 1), m, { keys: [4, 10], thinkUs: [2_000, 20_000] }).map((c) =>
-    rng.chance(createDelete) ? { ...c, mix: "create-delete" } : c,
+/**
+ * etcd clients; a share `createDelete` of them create and delete, a share `unique` of those
+ * with unique keys; in a share `quiet` of the seeds none compacts (only triggers do).
+ */
+const etcdClients = (
+  rng: Random,
+  m: readonly string[],
+  n: [number, number],
+  createDelete = 0,
+  o: { unique?: number; quiet?: number } = {},
+) => {
+  const noCompaction = (o.quiet ?? 0) > 0 && rng.chance(o.quiet ?? 0);
+  return plans(rng, "etcd", rng.int(n[0], n[1] + 1), m, { keys: [4, 10], thinkUs: [2_000, 20_000] }).map(
+    (c) => {
+      const d: ClientPlan = noCompaction ? { ...c, noCompaction } : c;
+      return rng.chance(createDelete)
+        ? {
+            ...d,
+            mix: (o.unique ?? 0) > 0 && rng.chance(o.unique ?? 0) ? "unique-create-delete" : "create-delete",
+          }
+        : d;
+    },
   );
+};
 
 export const PROFILES: readonly ProfileSpec[] = [
   {
@@ -154,8 +174,16 @@ export const PROFILES: readonly ProfileSpec[] = [
       "watchers from past and future revisions, progress notifications, compaction and snapshots on 3 members",
     members: [3],
     clients: (rng, m) => [
-      ...etcdClients(rng, m, [2, 4], 0.5),
-      ...plans(rng, "watch", rng.int(2, 4), m, { keys: [2, 6], thinkUs: [50_000, 400_000], pinned: 0.5 }),
+      ...etcdClients(rng, m, [2, 4], 0.6, { unique: 0.5 }),
+      ...plans(rng, "watch", rng.int(1, 3), m, { keys: [2, 6], thinkUs: [50_000, 400_000], pinned: 0.5 }),
+      // robustness's watch traffic, one client on each member half the time
+      ...(rng.chance(0.5)
+        ? m.map((member) => ({
+            ...(plans(rng, "watch", 1, m, { keys: [1, 1], thinkUs: [50_000, 200_000] })[0] as ClientPlan),
+            endpoints: [member],
+            mix: "short-lived",
+          }))
+        : []),
     ],
     menu: {
       crash: 2,
@@ -225,9 +253,22 @@ export const PROFILES: readonly ProfileSpec[] = [
     summary:
       "one member: crashes with lost or torn unsynced writes, crash points in the WAL, commit and compaction paths",
     members: [1],
-    clients: (rng, m) => etcdClients(rng, m, [2, 4], 0.5),
+    clients: (rng, m) => [
+      ...etcdClients(rng, m, [2, 4], 0.6, { unique: 0.5, quiet: 0.5 }),
+      // robustness's watch traffic: after a crash every watch comes back to the one member
+      ...plans(rng, "watch", rng.int(1, 3), m, { keys: [1, 1], thinkUs: [50_000, 200_000] }).map((c) => ({
+        ...c,
+        mix: "short-lived",
+      })),
+    ],
     menu: { crash: 3, failpoint: 4, "slow-disk": 1, pause: 1, trigger: 2 },
-    failpoints: [...FAILPOINTS.raft, ...FAILPOINTS.backend, ...FAILPOINTS.compaction],
+    // the compaction path twice as often: a crash mid-compaction is this family's (#17780, #19179)
+    failpoints: [
+      ...FAILPOINTS.raft,
+      ...FAILPOINTS.backend,
+      ...FAILPOINTS.compaction,
+      ...FAILPOINTS.compaction,
+    ],
     cluster: (rng) => ({ compactionBatchLimit: rng.pick([5, 50, 300]), snapshotCount: rng.pick([50, 1000]) }),
   },
   {

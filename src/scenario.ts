@@ -42,9 +42,26 @@ export interface ClientPlan {
   readonly requestTimeoutUs: number;
   /** Keys (etcd), objects (kubernetes), watches (watch) or leases (lease) it works with. */
   readonly keys: number;
-  /** A variant of the kind's mix: for etcd, "create-delete" (robustness's KubernetesCreateDelete). */
+  /** A variant of the kind's mix (`CLIENT_MIXES`); absent: the kind's default traffic. */
   readonly mix?: string;
+  /**
+   * An etcd client that never compacts: compaction comes from the operator's triggers
+   * only (robustness's compaction failpoints run without compaction traffic).
+   */
+  readonly noCompaction?: boolean;
 }
+
+/**
+ * The variants of each kind's traffic. etcd: "create-delete" puts and deletes on its few
+ * keys; "unique-create-delete" is robustness's KubernetesCreateDelete (objects with
+ * unique names, created then deleted, never updated). watch: "short-lived" is
+ * robustness's watch traffic (a watch from around the current revision, closed after
+ * 500 ms, again and again).
+ */
+export const CLIENT_MIXES: Readonly<Partial<Record<ClientKind, readonly string[]>>> = {
+  etcd: ["create-delete", "unique-create-delete"],
+  watch: ["short-lived"],
+};
 
 export interface Timeline {
   /** When the faults are healed (whatever is still broken is mended). */
@@ -157,7 +174,15 @@ export function checkScenario(doc: unknown): Scenario {
     for (const k of ["startUs", "stopUs", "thinkUs", "requestTimeoutUs", "keys"])
       need(isInt(p[k]), `${at}.${k} must be an integer >= 0`);
     need(p.maxOps === undefined || isInt(p.maxOps), `${at}.maxOps must be an integer >= 0`);
-    need(p.mix === undefined || p.mix === "create-delete", `${at}.mix must be "create-delete" when given`);
+    need(
+      p.noCompaction === undefined || typeof p.noCompaction === "boolean",
+      `${at}.noCompaction must be a boolean`,
+    );
+    const mixes = CLIENT_MIXES[p.kind as ClientKind] ?? [];
+    need(
+      p.mix === undefined || mixes.includes(p.mix as string),
+      `${at}.mix must be one of ${mixes.map((x) => `"${x}"`).join(", ") || "nothing"} for a ${String(p.kind)} client`,
+    );
   });
   need(Array.isArray(d.faults), `"faults" must be an array`);
   (d.faults as unknown[]).forEach((x, i) => {

@@ -108,8 +108,54 @@ const CREATE_DELETE_MIX: readonly (readonly [EtcdOp, number])[] = [
   ["compact", 1],
 ];
 
+/**
+ * Robustness's KubernetesCreateDelete: objects with unique names, each created once
+ * (a txn on mod revision 0) and deleted once, never updated, 5 to 15 alive per client, so
+ * a key's create and its tombstone lie far apart in revisions (#19179 needs that).
+ */
+function uniqueCreateDelete(env: WorkloadEnv): void {
+  const { client, rng, plan } = env;
+  const seen = new Seen();
+  const alive: string[] = [];
+  let n = 0;
+  loop(env, (done) => {
+    const send = (req: KvRequest) =>
+      client.kv(req, (r) => {
+        seen.learn(r);
+        done();
+      });
+    const roll = rng.float(0, 1);
+    if (roll < 0.1) {
+      send(
+        alive.length > 0 && rng.chance(0.5)
+          ? { type: "range", key: rng.pick(alive) }
+          : { type: "range", key: ETCD_PREFIX, rangeEnd: prefixEnd(ETCD_PREFIX), limit: 10 },
+      );
+    } else if (roll < 0.115) {
+      const revision = Math.max(1, seen.revision - rng.int(0, 30));
+      send(plan.noCompaction ? { type: "range", key: ETCD_PREFIX } : { type: "compact", revision });
+    } else if (alive.length < 5 || (alive.length <= 15 && rng.chance(0.6))) {
+      const key = `${ETCD_PREFIX}${plan.name}-${n++}`;
+      // an unknown outcome may have created it: it stays on the list, deleted later anyway
+      alive.push(key);
+      send({
+        type: "txn",
+        compare: [{ key, target: "MOD", result: "EQUAL", value: 0 }],
+        success: [{ type: "put", key, value: `${plan.name}-v${n}` }],
+        failure: [{ type: "range", key }],
+      });
+    } else {
+      send({ type: "delete", key: alive.splice(rng.int(0, alive.length), 1)[0] as string });
+    }
+  });
+}
+
 /** etcd's robustness "etcd" traffic on a small key space. */
 function etcdTraffic(env: WorkloadEnv): void {
+  if (env.plan.mix === "unique-create-delete") {
+    uniqueCreateDelete(env);
+    return;
+  }
   const { client, rng, plan } = env;
   const seen = new Seen();
   const leases: number[] = [];
@@ -217,9 +263,11 @@ function etcdTraffic(env: WorkloadEnv): void {
         send({ type: "lease-revoke", id });
         return;
       }
-      case "compact":
-        send({ type: "compact", revision: Math.max(1, seen.revision - rng.int(0, 30)) });
+      case "compact": {
+        const revision = Math.max(1, seen.revision - rng.int(0, 30));
+        send(plan.noCompaction ? { type: "range", key: key() } : { type: "compact", revision });
         return;
+      }
     }
   });
 }
@@ -393,15 +441,21 @@ function kubernetesTraffic(env: WorkloadEnv): void {
 /**
  * Watches on the etcd traffic's keys from revisions around the current one (in the past
  * and in the future), with prev_kv, progress notifications and filters; progress
- * requested now and then; a compacted watch started again from the current revision.
+ * requested now and then; a compacted watch started again from the compaction revision.
+ * The default keeps `keys` watches open; "short-lived" is robustness's watch traffic:
+ * each turn learns the current revision and opens a watch from it plus an offset in
+ * [-100, 100], closed after 500 ms.
  */
 function watchers(env: WorkloadEnv): void {
   const { client, rng, plan } = env;
+  const short = plan.mix === "short-lived";
   const seen = new Seen();
   const open = new Set<ClientWatch>();
   const create = (aroundRev: number, exactly = false) => {
-    const single = rng.chance(0.3);
-    const start = exactly ? aroundRev : Math.max(1, aroundRev + rng.int(-20, 6));
+    const single = !short && rng.chance(0.3);
+    const start = exactly
+      ? aroundRev
+      : Math.max(1, aroundRev + (short ? rng.int(-100, 101) : rng.int(-20, 6)));
     const w = client.watch(
       {
         key: single ? `${ETCD_PREFIX}${rng.int(0, Math.max(1, plan.keys))}` : ETCD_PREFIX,
@@ -421,18 +475,23 @@ function watchers(env: WorkloadEnv): void {
       },
     );
     open.add(w);
+    if (short)
+      client.ctx.setTimer(500_000, "watch.close", () => {
+        open.delete(w);
+        w.cancel();
+      });
   };
   loop(env, (done) => {
-    if (open.size < Math.max(1, plan.keys) || rng.chance(0.05)) {
+    if (short || open.size < Math.max(1, plan.keys) || rng.chance(0.05)) {
       client.kv({ type: "range", key: `${ETCD_PREFIX}0` }, (r) => {
         seen.learn(r);
         if (r.type !== "error") create(seen.revision);
         done();
       });
-      return;
+      if (!short || !rng.chance(0.1)) return;
     }
     client.requestProgress();
-    done();
+    if (!short) done();
   });
 }
 

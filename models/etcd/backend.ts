@@ -193,6 +193,8 @@ export class Backend implements BackendTx {
   private inFlight = 0;
   private defragging = false;
   private readonly idleWaiters: (() => void)[] = [];
+  /** Commits asked for during a defrag, run once it is done. */
+  private readonly afterDefrag: (() => void)[] = [];
 
   private constructor(
     private readonly disk: Disk,
@@ -391,6 +393,11 @@ export class Backend implements BackendTx {
    * skipped the hook (the planted bug #14685).
    */
   commit(withHook = true, done?: () => void): void {
+    if (this.defragging) {
+      // defrag holds the batch lock: a commit asked for meanwhile (a snapshot's) waits
+      this.afterDefrag.push(() => this.commit(withHook, done));
+      return;
+    }
     this.host.failpoint("beforeCommit");
     if (withHook) {
       this.host.failpoint("commitBeforePreCommitHook");
@@ -443,7 +450,7 @@ export class Backend implements BackendTx {
    * bbolt's commit and its fsync, so writers (apply, compaction) wait for a slow disk.
    */
   whenIdle(fn: () => void): void {
-    if (this.inFlight === 0) fn();
+    if (this.inFlight === 0 && !this.defragging) fn();
     else this.idleWaiters.push(fn);
   }
 
@@ -465,8 +472,11 @@ export class Backend implements BackendTx {
    * over the db. Calls `done` when the new file is in place.
    */
   defrag(skipHook: boolean, done: () => void): void {
-    this.defragging = true;
     this.commit(!skipHook);
+    // from here to the rename etcd holds the batch transaction's lock: writers (apply,
+    // compaction batches) and commits wait, or their changes would go to the file being
+    // replaced (a compaction batch deleted during a defrag came back after it)
+    this.defragging = true;
     this.host.failpoint("defragBeforeCopy");
     const tmp = `${this.options.path}.tmp`;
     this.disk.create(tmp);
@@ -478,7 +488,9 @@ export class Backend implements BackendTx {
       const dir = this.options.path.slice(0, this.options.path.lastIndexOf("/"));
       this.disk.fsyncDir(dir, () => {
         this.defragging = false;
+        for (const fn of this.afterDefrag.splice(0)) fn();
         done();
+        if (this.inFlight === 0) this.wakeIdle();
       });
     });
   }
