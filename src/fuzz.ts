@@ -218,6 +218,8 @@ export interface CampaignOptions {
   readonly jobs: number;
   /** Stop scheduling new seeds once a failure is known. */
   readonly stopOnFirst: boolean;
+  /** Which failures stop the campaign (default: every violation or crash). */
+  readonly stopsOn?: (o: Outcome) => boolean;
   /** Called with each outcome as it comes. */
   readonly onOutcome: (o: Outcome) => void;
 }
@@ -232,7 +234,8 @@ export async function runCampaign(jobs: readonly SeedJob[], o: CampaignOptions):
     while (!stopped && next < jobs.length) {
       const out = await pool.run(jobs[next++] as SeedJob);
       outcomes.push(out);
-      if (out.verdict === "violation" || out.verdict === "crashed") stopped ||= o.stopOnFirst;
+      const failure = out.verdict === "violation" || out.verdict === "crashed";
+      if (failure && (o.stopsOn?.(out) ?? true)) stopped ||= o.stopOnFirst;
       o.onOutcome(out);
     }
   };

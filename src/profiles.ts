@@ -195,7 +195,11 @@ export const PROFILES: readonly ProfileSpec[] = [
       "blackhole-until-snapshot": 3,
       link: 1,
     },
+    // the watch loops' stall points weigh more: a starved send or sync loop is this family's
+    // trigger (#15220, #17529, #18089 were found with sleeps there)
     failpoints: [
+      ...FAILPOINTS.watch,
+      ...FAILPOINTS.watch,
       ...FAILPOINTS.watch,
       ...FAILPOINTS.compaction,
       ...FAILPOINTS.raft,
