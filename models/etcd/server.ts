@@ -203,7 +203,8 @@ export class EtcdServer implements NodeProgram, RaftApp {
   // linearizable reads (etcd's linearizableReadLoop)
   private readonly readQueue: PendingRead[] = [];
   private readRound: {
-    ctx: string;
+    /** The request ids of the round's attempts; an answer to any of them confirms it. */
+    ctxs: string[];
     reads: PendingRead[];
     retry: TimerHandle;
     deadline: TimerHandle;
@@ -648,20 +649,22 @@ export class EtcdServer implements NodeProgram, RaftApp {
     const deadline = this.ctx.setTimer(this.cfg.requestTimeoutUs, "read.timeout", () =>
       this.failReadRound(Errors.timeout),
     );
-    this.readRound = { ctx, reads, retry, deadline, index: -1 };
+    this.readRound = { ctxs: [ctx], reads, retry, deadline, index: -1 };
     this.raft.readIndex(ctx);
   }
 
   /**
-   * No answer yet: ask again. etcd sends a new request id (#21399); reusing the old one
-   * (the planted #20418) lets a late acknowledgement of the old round confirm this one.
+   * No answer yet: ask again. etcd sends a new request id and accepts the answer to any
+   * of the round's ids (requestCurrentIndex since #21399): with the leader more than the
+   * retry interval away, only an earlier attempt's answer can arrive in time. The planted
+   * #20418 sends the same id again, which the leader drops while the first is pending.
    */
   private retryRead(): void {
     const round = this.readRound;
     if (!round) return;
-    if (!this.cfg.bugs.has("readindex-reused-request-id")) round.ctx = this.nextRequestId();
+    if (!this.cfg.bugs.has("readindex-reused-request-id")) round.ctxs.push(this.nextRequestId());
     round.retry = this.ctx.setTimer(this.cfg.readIndexRetryUs, "read.retry", () => this.retryRead());
-    this.raft.readIndex(round.ctx);
+    this.raft.readIndex(round.ctxs[round.ctxs.length - 1] as string);
   }
 
   private failReadRound(e: ErrorResponse): void {
@@ -680,7 +683,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
     const round = this.readRound;
     if (!round || round.index >= 0) return;
     // out-of-date answers to earlier rounds are ignored
-    const mine = states.find((s) => s.requestCtx === round.ctx);
+    const mine = states.find((s) => round.ctxs.includes(s.requestCtx));
     if (!mine) return;
     round.index = mine.index;
     this.ctx.cancelTimer(round.retry);

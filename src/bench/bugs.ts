@@ -86,7 +86,8 @@ async function main(): Promise<void> {
     let done = 0;
     // a detection is a failure of a property the bug is known to break (models/bugs.ts);
     // a seed failing only another checker is counted apart and the search goes on
-    const detects = (o: Outcome) => o.verdict === "violation" && o.checkers.some((c) => bug.detectors.includes(c));
+    const detects = (o: Outcome) =>
+      o.verdict === "violation" && o.checkers.some((c) => bug.detectors.includes(c));
     const outcomes = await runCampaign(seedJobs, {
       jobs,
       stopOnFirst: true,
