@@ -7,11 +7,27 @@ const packr = new Packr({ useRecords: true, moreTypes: false });
 
 export function encode(value: unknown): Uint8Array {
   // Copy out of msgpackr's shared slab: callers keep these bytes.
-  return Uint8Array.from(packr.pack(value));
+  return new Uint8Array(packr.pack(value));
 }
 
 export function decode<T>(bytes: Uint8Array): T {
   return packr.unpack(bytes) as T;
+}
+
+const decodedOnce = new WeakMap<Uint8Array, unknown>();
+
+/**
+ * `decode` for payloads that reach several nodes as the same bytes (a raft entry's data
+ * travels in messages uncopied): decoded once, the value shared. Callers never mutate it.
+ * Bytes read back from a disk are new arrays, decoded afresh.
+ */
+export function decodeShared<T>(bytes: Uint8Array): T {
+  let v = decodedOnce.get(bytes);
+  if (v === undefined) {
+    v = packr.unpack(bytes);
+    decodedOnce.set(bytes, v);
+  }
+  return v as T;
 }
 
 const CRC_TABLE = (() => {

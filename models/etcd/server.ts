@@ -22,7 +22,7 @@ import type {
   TxnOp,
   TxnOpResponse,
 } from "../client/history.js";
-import { decode, encode } from "../codec.js";
+import { decode, decodeShared, encode } from "../codec.js";
 import type { RaftInvariants } from "../raft/invariants.js";
 import { DEFAULT_RAFT_NODE, type RaftApp, RaftNode, type RaftNodeConfig } from "../raft/node.js";
 import {
@@ -556,7 +556,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
       this.ctx.disk.rename(tmp, path);
       this.ctx.disk.fsyncDir(`${MEMBER_DIR}/snap`, (dirErr) => {
         if (dirErr) this.exit(`failed to save database snapshot: ${dirErr.message}`);
-        this.raft.step({ ...m, snapshot: { metadata: meta, data: Uint8Array.from(payload.raft) } });
+        this.raft.step({ ...m, snapshot: { metadata: meta, data: new Uint8Array(payload.raft) } });
       });
     });
   }
@@ -877,7 +877,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
       return;
     }
     if (e.index <= this.ci && !ciAlreadySet) return; // already in the backend
-    const req = decode<InternalRequest>(e.data);
+    const req = decodeShared<InternalRequest>(e.data);
     let response: KvResponse | ErrorResponse;
     try {
       response = this.applyRequest(req, e);

@@ -78,7 +78,7 @@ export class Snapshotter {
       return null;
     }
     const s = decode<Snapshot>(body);
-    return { metadata: s.metadata, data: Uint8Array.from(s.data) };
+    return { metadata: s.metadata, data: new Uint8Array(s.data) };
   }
 
   /** Removes all but the newest `keep` snapshot files (etcd's purge of old snapshots). */

@@ -406,5 +406,5 @@ function encodeEntry(e: Entry): Uint8Array {
 
 function decodeEntry(data: Uint8Array): Entry {
   const [term, index, type, payload] = decode<[number, number, Entry["type"], Uint8Array]>(data);
-  return { term, index, type, data: Uint8Array.from(payload) };
+  return { term, index, type, data: new Uint8Array(payload) };
 }
