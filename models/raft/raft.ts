@@ -190,7 +190,7 @@ export class Raft {
       // to a leader of any term.
       if (t !== Msg.Prop && t !== Msg.ReadIndex) term = this.term;
     }
-    const m = message({ ...fields, from: this.id, term });
+    const m = message(fields, this.id, term);
     // Append acks and votes promise durable state: they wait for the Ready to be persisted.
     if (t === Msg.AppResp || t === Msg.VoteResp || t === Msg.PreVoteResp) this.msgsAfterAppend.push(m);
     else this.msgs.push(m);

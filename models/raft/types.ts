@@ -136,14 +136,21 @@ export interface Message {
 
 const NO_ENTRIES: readonly Entry[] = [];
 
-/** A message with every field at its zero value except those given. */
-export function message(fields: Partial<Message> & Pick<Message, "type">): Message {
+/**
+ * A message with every field at its zero value except those given (`from` and `term`
+ * may come apart from `fields`, which saves a copy of them on the hot path).
+ */
+export function message(
+  fields: Partial<Message> & Pick<Message, "type">,
+  from = fields.from ?? NONE,
+  term = fields.term ?? 0,
+): Message {
   return {
     kind: "raft",
     type: fields.type,
     to: fields.to ?? NONE,
-    from: fields.from ?? NONE,
-    term: fields.term ?? 0,
+    from,
+    term,
     logTerm: fields.logTerm ?? 0,
     index: fields.index ?? 0,
     entries: fields.entries ?? NO_ENTRIES,

@@ -3,6 +3,7 @@
 // and restarts), then the heal and every checker. Prints kernel events per wall-second,
 // client operations per wall-second, the virtual-to-wall ratio, the wall time split
 // between simulating and checking, peak memory, and events per client operation.
+// `--repeat N` (default 3) keeps the fastest of N measurements; `--json` prints one document.
 import { runScenario } from "../runner.js";
 import { type ClientPlan, SCENARIO_FORMAT, SCENARIO_VERSION, type Scenario } from "../scenario.js";
 
@@ -110,14 +111,25 @@ function measure(seeds: number): Row {
 }
 
 const json = process.argv.includes("--json");
+// this machine is shared: the best of a few measurements is the one least disturbed
+const at = process.argv.indexOf("--repeat");
+const repeat = at > 0 ? Number(process.argv[at + 1]) : 3;
+if (!Number.isInteger(repeat) || repeat < 1) {
+  process.stderr.write("bench: --repeat takes a positive integer\n");
+  process.exit(2);
+}
 measure(1); // warm-up
-const row = measure(5);
+let row = measure(5);
+for (let i = 1; i < repeat; i++) {
+  const again = measure(5);
+  if (again.wallMs < row.wallMs) row = again;
+}
 if (json) console.log(JSON.stringify(row));
 else {
   console.log(
     "standard scenario: 3 members, 10 etcd clients (~1000 req/virtual s) + 2 watch clients, a follower crash, heal, all checkers",
   );
-  console.log(`seeds                ${row.seeds} (${row.verdicts})`);
+  console.log(`seeds                ${row.seeds} (${row.verdicts}), best of ${repeat} measurements`);
   console.log(
     `client operations    ${row.ops} in ${row.wallMs} ms: ${row.opsPerSec} per wall-second (goal: 25000 per core)`,
   );
