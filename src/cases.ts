@@ -101,6 +101,12 @@ export const CASES: readonly FaultCase[] = [
   ...WHO.flatMap((w) => [sigterm(w, false), sigterm(w, true)]),
   remove("ONE_FOLLOWER"),
   remove("LEADER"),
+  {
+    name: "SIGQUIT_AND_REMOVE_QUORUM_AND_RESTORE_LEADER_SNAPSHOT_FROM_SCRATCH",
+    summary:
+      "save the leader's snapshot; a second later kill every member and remove its data; restore the snapshot as a new one-member cluster and add the others back one by one (writes after the snapshot are lost by design)",
+    faults: (_members, atUs) => [{ kind: "restore-from-scratch", node: "@leader", atUs, durationUs: 0 }],
+  },
   ...WHO.map(blackhole),
   ...WHO.map(delay),
   { name: "NO_FAIL_WITH_STRESS", summary: "no fault: stress alone", faults: () => [] },

@@ -66,6 +66,12 @@ export type Fault = Window &
       }
     /** etcd's robustness MemberReplace: remove, wipe, add back under a new id. */
     | { readonly kind: "member-replace"; readonly node: string }
+    /**
+     * Disaster recovery (the functional tester's restore from scratch): `node`'s snapshot
+     * is saved, a second later every member is killed and wiped, the snapshot is restored
+     * as a new one-member cluster and the others join it one by one.
+     */
+    | { readonly kind: "restore-from-scratch"; readonly node: string }
     /** An operator action on a member: compact, defragment, or request watch progress. */
     | { readonly kind: "trigger"; readonly node: string; readonly action: TriggerAction }
     /** Cut the node off until the leader took a snapshot past it (bounded by the window). */
@@ -113,6 +119,7 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   "fsync-lies",
   "failpoint",
   "member-replace",
+  "restore-from-scratch",
   "trigger",
   "blackhole-until-snapshot",
   "stop",
@@ -160,6 +167,8 @@ export interface ClusterHooks {
   /** The last index a member applied (0 when down). */
   appliedIndex(name: string): number;
   replaceMember(name: string): void;
+  /** Restores the cluster from `name`'s snapshot (see the `restore-from-scratch` fault). */
+  restoreFromScratch(name: string): void;
   /** Whether a member replace is under way there (faults must not restart it then). */
   replacing(name: string): boolean;
   trigger(action: TriggerAction, name: string): void;
@@ -221,6 +230,8 @@ export function describeFault(f: Fault): string {
           : `${at} arm failpoint ${f.name} on ${f.node} to stall ${(f.stallUs / 1e6).toFixed(3)}s, then crash (${f.mode}) on the next pass, restart by ${dur}`;
     case "member-replace":
       return `${at} replace member ${f.node} (remove, wipe, add back as a new member)`;
+    case "restore-from-scratch":
+      return `${at} save ${f.node}'s snapshot; 1s later kill every member and remove its data; restore the snapshot as a new one-member cluster on ${f.node} and add the others back, 5 election timeouts apart`;
     case "trigger":
       return `${at} ${f.action} on ${f.node}`;
     case "blackhole-until-snapshot":
@@ -412,6 +423,7 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
           break;
         case "wall-jump":
         case "member-replace":
+        case "restore-from-scratch":
         case "trigger":
           break;
         case "clog":
@@ -502,6 +514,10 @@ export function scheduleFaults(target: FaultTarget, faults: readonly Fault[]): (
           break;
         case "member-replace":
           if (idx(f.node) >= 0 && !hooks?.replacing(f.node)) hooks?.replaceMember(f.node);
+          break;
+        case "restore-from-scratch":
+          if (idx(f.node) >= 0 && sim.isUp(idx(f.node)) && !target.members.some((m) => hooks?.replacing(m)))
+            hooks?.restoreFromScratch(f.node);
           break;
         case "trigger":
           if (idx(f.node) >= 0) hooks?.trigger(f.action, f.node);
@@ -800,6 +816,9 @@ function drawFault(
       return { kind, atUs, durationUs, node: concreteOf(node, other), ageUs: rng.int(500_000, 8_000_000) };
     case "wrong-volume":
       return { kind, atUs, durationUs, node: concreteOf(node, other), other };
+    case "restore-from-scratch":
+      // loses acknowledged writes by design: only `--case` schedules it
+      return null;
   }
 }
 

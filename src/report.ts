@@ -455,6 +455,12 @@ export function humanSummary(r: RunResult, file: string | null): string {
       `  backup: ${b.uploads} uploads, ${b.validations} data-dir validations (${(b.validationMs / 1000).toFixed(2)}s), ${b.restores} restores, ${b.lostWrites} acknowledged writes lost after the last backup${b.lossWindowMs ? ` (acknowledged ${(b.lossWindowMs[0] / 1000).toFixed(3)}s..${(b.lossWindowMs[1] / 1000).toFixed(3)}s)` : ""}`,
     );
   }
+  if (s.restore) {
+    const x = s.restore;
+    lines.push(
+      `  restored from a snapshot ${x.restores === 1 ? "once" : `${x.restores} times`} (revision ${x.revisions.join(", ")}): ${x.lostWrites} acknowledged writes after it lost by design${x.lossWindowMs ? ` (acknowledged ${(x.lossWindowMs[0] / 1000).toFixed(3)}s..${(x.lossWindowMs[1] / 1000).toFixed(3)}s)` : ""}`,
+    );
+  }
   if (v.verdict === "unknown") lines.push("  the linearizability check ran out of budget before deciding");
   const shown = new Set<string>();
   for (const x of v.violations) {

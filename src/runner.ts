@@ -33,6 +33,17 @@ export interface RunStats {
   readonly checkMs: number;
   /** With backup sidecars: what they did, and what a restore or lost data cost. */
   readonly backup?: BackupStats;
+  /** After a restore from a snapshot (disaster recovery): the writes it gave up. */
+  readonly restore?: RestoreStats;
+}
+
+export interface RestoreStats {
+  readonly restores: number;
+  /** The revision each restored snapshot held. */
+  readonly revisions: readonly number[];
+  /** Acknowledged writes after the snapshot, lost by design, and when they were acknowledged. */
+  readonly lostWrites: number;
+  readonly lossWindowMs: readonly [number, number] | null;
 }
 
 export interface BackupStats {
@@ -142,6 +153,7 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
     leaderSnapshotIndex: () => cluster.leader()?.raft.lastSnapshotIndex ?? 0,
     appliedIndex: (name) => cluster.server(slotOf(name))?.applied ?? 0,
     replaceMember: (name) => cluster.replaceMember(slotOf(name), () => {}),
+    restoreFromScratch: (name) => cluster.restoreFromScratch(slotOf(name), () => {}),
     replacing: (name) => cluster.replacing.has(slotOf(name)),
     stop: (name) => cluster.stopGracefully(slotOf(name)),
     corruptAtRest: (name, file, position, length) =>
@@ -248,6 +260,7 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
     endUs,
     params: { electionTimeoutUs: cp.tickUs * cp.electionTicks, maxClockDriftPpm: maxDrift },
     ...(cluster.backup ? { backup: cluster.backup } : {}),
+    ...(cluster.restores.length > 0 ? { restores: cluster.restores } : {}),
   };
   const simMs = wallNow() - wallStart;
   const checkStart = wallNow();
@@ -273,24 +286,37 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
       unavailableMs: unavailableMs(artifacts, sc),
       checkMs: Math.round(checkMs),
       ...(cluster.backup ? { backup: backupStats(artifacts, validation) } : {}),
+      ...(cluster.restores.length > 0
+        ? {
+            restore: {
+              restores: cluster.restores.length,
+              revisions: cluster.restores.map((x) => x.state.revision),
+              lostWrites: validation.loss?.lostWrites ?? 0,
+              lossWindowMs: lossWindowMs(validation),
+            },
+          }
+        : {}),
     },
   };
 }
 
 function backupStats(a: RunArtifacts, v: Validation): BackupStats {
   const b = a.backup as NonNullable<RunArtifacts["backup"]>;
-  const loss = v.loss;
   return {
     uploads: b.uploads.length,
     validations: b.validations.length,
     validationMs: Math.round(b.validations.reduce((n, x) => n + x.costUs, 0) / 1000),
     restores: b.restores.length,
-    lostWrites: loss?.lostWrites ?? 0,
-    lossWindowMs:
-      loss && loss.fromUs !== null && loss.toUs !== null
-        ? [Math.round(loss.fromUs / 1000), Math.round(loss.toUs / 1000)]
-        : null,
+    lostWrites: v.loss?.lostWrites ?? 0,
+    lossWindowMs: lossWindowMs(v),
   };
+}
+
+function lossWindowMs(v: Validation): readonly [number, number] | null {
+  const loss = v.loss;
+  return loss && loss.fromUs !== null && loss.toUs !== null
+    ? [Math.round(loss.fromUs / 1000), Math.round(loss.toUs / 1000)]
+    : null;
 }
 
 /** Gaps of a second or more with no successful write, inside the traffic window. */

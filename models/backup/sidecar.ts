@@ -180,8 +180,9 @@ function checkContent(disk: Disk, db: Uint8Array): string | null {
 }
 
 /**
- * The db a restore writes: the full snapshot's, with the deltas' key changes on top, as a
- * new cluster's (no consistent index: the raft log starts again).
+ * The db a restore writes (etcdutl snapshot restore): the full snapshot's, with the
+ * deltas' key changes on top, as a new cluster's: no consistent index (the raft log
+ * starts again) and no members (the new cluster's come from its initial cluster).
  */
 export function restoredDb(full: Uint8Array, deltas: readonly Uint8Array[]): Uint8Array {
   const tables = Backend.contents(full);
@@ -190,6 +191,8 @@ export function restoredDb(full: Uint8Array, deltas: readonly Uint8Array[]): Uin
   const meta = tables.get("meta") as Map<Key, unknown>;
   meta.delete(META_CI);
   meta.delete(META_TERM);
+  (tables.get("members") as Map<Key, unknown>).clear();
+  (tables.get("members_removed") as Map<Key, unknown>).clear();
   return Backend.serialize(tables);
 }
 

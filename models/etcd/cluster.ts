@@ -8,11 +8,15 @@
 //
 // With `backup`, each member runs in a pod next to etcd-backup-restore's sidecar
 // (models/backup), and a backup store node ("store") holds their snapshots.
+//
+// Disaster recovery follows the functional tester: the leader's snapshot restored as a
+// new one-member cluster, the others added back (`restoreFromScratch`).
 import type { DiskImage, DiskOptions, NodeContext, Simulator } from "../../sim/index.js";
 import {
   MemberPod,
   type PodConfig,
   type PodHooks,
+  restoredDb,
   SAFE_GUARD,
   type ValidationRecord,
 } from "../backup/sidecar.js";
@@ -22,6 +26,7 @@ import { type ClientConfig, DEFAULT_CLIENT, EtcdClient } from "../client/client.
 import type { KeyValue } from "../client/history.js";
 import { HistoryRecorder } from "../client/recorder.js";
 import { RaftInvariants } from "../raft/invariants.js";
+import { DEFAULT_RAFT_NODE } from "../raft/node.js";
 import { payloadRanges } from "../raft/wal.js";
 import type { MaintenanceResult } from "./protocol.js";
 import {
@@ -40,6 +45,24 @@ export interface BackupOptions {
   readonly deltasPerFull: number;
 }
 
+/** A member's key space at one moment: where a new epoch of the history begins. */
+export interface StoreState {
+  readonly revision: number;
+  readonly compactRevision: number;
+  readonly kvs: readonly KeyValue[];
+  readonly leases: readonly number[];
+}
+
+/** A cluster started again from a snapshot: the history's next epoch begins here. */
+export interface RestoreRecord {
+  /** When the restored member's process started (requests reach the new cluster). */
+  readonly atUs: number;
+  readonly member: string;
+  /** When the snapshot was saved, and what it holds. */
+  readonly snapshotUs: number;
+  readonly state: StoreState;
+}
+
 /** A member beginning to serve clients, as the backup checks see it. */
 export interface ServeRecord {
   readonly atUs: number;
@@ -50,12 +73,7 @@ export interface ServeRecord {
   /** Files of its data dir holding bytes a fault corrupted (the simulator knows). */
   readonly corrupted: readonly string[];
   /** One member: its store then, where a new epoch of the history begins. */
-  readonly state?: {
-    readonly revision: number;
-    readonly compactRevision: number;
-    readonly kvs: readonly KeyValue[];
-    readonly leases: readonly number[];
-  };
+  readonly state?: StoreState;
 }
 
 /** What the backup sidecars and the store did during a run. */
@@ -105,6 +123,12 @@ export class EtcdCluster {
   private readonly memberIds: number[] = [];
   /** Member slot → whether it joins an existing cluster (after a replace). */
   private readonly joining: boolean[] = [];
+  /** Member slot → the voters it bootstraps with when it does not join. */
+  private readonly peers: (readonly number[])[] = [];
+  /** Member slot → whether it bootstraps a cluster restored from a snapshot. */
+  private readonly restoredSeed: boolean[] = [];
+  /** Restores from a snapshot (`restoreFromScratch`), in order. */
+  readonly restores: RestoreRecord[] = [];
   /** Every member life, in creation order. */
   readonly records: MemberRecord[] = [];
   private readonly current = new Map<string, MemberRecord>();
@@ -139,6 +163,8 @@ export class EtcdCluster {
       this.names.push(name);
       this.memberIds.push(i + 1);
       this.joining.push(false);
+      this.peers.push(peers);
+      this.restoredSeed.push(false);
       this.newRecord(name, i + 1);
       const slot = i;
       this.nodes.push(
@@ -147,7 +173,7 @@ export class EtcdCluster {
           (ctx) =>
             backup
               ? this.newPod(ctx, {
-                  server: this.serverFor(slot, peers),
+                  server: this.serverFor(slot),
                   singleMember: n === 1,
                   storeNode: this.storeNode,
                   identity: `etcd-dst/${name}`,
@@ -157,7 +183,7 @@ export class EtcdCluster {
                   hooks: this.podHooks(),
                   nowUs: () => sim.nowUs,
                 })
-              : new EtcdServer(ctx, this.serverFor(slot, peers)),
+              : new EtcdServer(ctx, this.serverFor(slot)),
           options.disk ? { disk: options.disk } : {},
         ),
       );
@@ -206,16 +232,7 @@ export class EtcdCluster {
   private noteServing(member: string, server: EtcdServer): void {
     if (!this.backup || !this.catalogue) return;
     const node = this.nodes[this.names.indexOf(member)] as number;
-    let state: ServeRecord["state"];
-    if (this.size === 1) {
-      const r = server.mvcc.range("", "\0");
-      state = {
-        revision: server.mvcc.currentRev,
-        compactRevision: server.mvcc.compactMainRev,
-        kvs: "kvs" in r ? r.kvs : [],
-        leases: server.lessor.ids(),
-      };
-    }
+    const state = this.size === 1 ? storeState(server) : undefined;
     this.backup.serves.push({
       atUs: this.sim.nowUs,
       member,
@@ -282,12 +299,13 @@ export class EtcdCluster {
     this.sim.crash(node, "keep");
   }
 
-  private serverFor(slot: number, peers: readonly number[]): EtcdServerConfig {
+  private serverFor(slot: number): EtcdServerConfig {
     return {
       ...DEFAULT_ETCD,
       ...this.serverConfig,
       memberId: this.memberIds[slot] as number,
-      initialCluster: this.joining[slot] ? [] : peers,
+      initialCluster: this.joining[slot] ? [] : (this.peers[slot] as readonly number[]),
+      ...(this.restoredSeed[slot] ? { restored: true } : {}),
       bugs: this.bugs,
       route: (id) => this.route(id),
       memberName: (id) => this.nameOf(id),
@@ -399,7 +417,6 @@ export class EtcdCluster {
     deadlineUs = 60_000_000,
     learner = false,
   ): void {
-    const admin = this.adminClient();
     const oldId = this.memberIds[slot] as number;
     const endUs = this.sim.nowUs + deadlineUs;
     const others = () => this.nodes.filter((_, i) => i !== slot);
@@ -408,29 +425,11 @@ export class EtcdCluster {
       this.replacing.delete(slot);
       done(false, why);
     };
-    // a membership call on some other member, retried until `ok` says it took
     const call = (
       op: Parameters<EtcdClient["maintenance"]>[1],
       ok: (r: MaintenanceResult) => boolean,
       next: () => void,
-    ) => {
-      let attempt = 0;
-      const tryOnce = () => {
-        if (this.sim.nowUs > endUs) {
-          fail(`member ${op.type} did not succeed in time`);
-          return;
-        }
-        const targets = others();
-        const node = targets[attempt++ % targets.length] as number;
-        admin.maintenance(node, op, (r) => {
-          if (r.type !== "error" && ok(r)) next();
-          else this.sim.after(500_000, "member.retry", tryOnce);
-        });
-      };
-      tryOnce();
-    };
-    const listed = (r: MaintenanceResult, id: number) =>
-      r.type === "members" && r.members.some((m) => m.id === id);
+    ) => this.membershipCall(others, op, ok, next, fail, endUs);
     call(
       { type: "member-remove", memberId: oldId },
       (r) => r.type === "members" && !listed(r, oldId),
@@ -442,6 +441,7 @@ export class EtcdCluster {
         const newId = this.nextMemberId++;
         this.memberIds[slot] = newId;
         this.joining[slot] = true;
+        this.restoredSeed[slot] = false;
         this.newRecord(this.names[slot] as string, newId);
         call(
           { type: "member-add", memberId: newId, learner },
@@ -472,4 +472,161 @@ export class EtcdCluster {
       },
     );
   }
+
+  /**
+   * The functional tester's SIGQUIT_AND_REMOVE_QUORUM_AND_RESTORE_LEADER_SNAPSHOT_FROM_SCRATCH
+   * (tests/functional/tester/case_sigquit_remove_quorum.go) around the member at `slot`,
+   * the leader: its snapshot is saved (etcdctl snapshot save: the db, its batch committed
+   * first); a second later the other members are killed (SIGQUIT) and their data removed,
+   * then its own; the snapshot is restored (etcdutl snapshot restore: a new cluster of
+   * one, the key space and revision kept, no consistent index) and started; the others
+   * join it one by one with fresh data dirs, five election timeouts apart. The tester
+   * destroys a quorum besides the leader: with 3 members every member, with 5 all but one,
+   * which would be left alone in the old cluster, never to serve again; here every member
+   * goes and comes back.
+   */
+  restoreFromScratch(slot: number, done: (ok: boolean, why?: string) => void, deadlineUs = 60_000_000): void {
+    const s = this.server(slot);
+    if (!s) {
+      done(false, "the member to take the snapshot from is down");
+      return;
+    }
+    s.backend.commit();
+    const others = this.nodes.map((_, i) => i).filter((i) => i !== slot);
+    const plan: RestorePlan = {
+      slot,
+      db: restoredDb(s.backend.snapshot(), []),
+      state: storeState(s),
+      snapshotUs: this.sim.nowUs,
+      others,
+      endUs: this.sim.nowUs + deadlineUs,
+      done,
+    };
+    for (const i of [slot, ...others]) this.replacing.add(i);
+    this.sim.after(1_000_000, "restore.destroy", () => {
+      for (const i of [...others, slot]) {
+        const node = this.nodes[i] as number;
+        if (this.sim.isUp(node)) this.sim.crash(node, "keep");
+        this.sim.disk(node).wipe();
+      }
+      // the operator runs etcdutl snapshot restore, then starts the seed
+      this.sim.after(100_000, "restore.seed", () => this.startRestoredSeed(plan));
+    });
+  }
+
+  /** The restored seed starts a new cluster (raft's terms and indexes begin again). */
+  private startRestoredSeed(plan: RestorePlan): void {
+    const { slot, others, endUs } = plan;
+    const fail = (why: string) => {
+      for (const i of [slot, ...others]) this.replacing.delete(i);
+      plan.done(false, why);
+    };
+    const seedNode = this.nodes[slot] as number;
+    this.invariants.reset();
+    const seedId = this.nextMemberId++;
+    this.memberIds[slot] = seedId;
+    this.joining[slot] = false;
+    this.peers[slot] = [seedId];
+    this.restoredSeed[slot] = true;
+    this.sim.disk(seedNode).mount(new Map([[DB_PATH, { bytes: plan.db, corrupted: [] }]]));
+    this.newRecord(this.names[slot] as string, seedId);
+    this.restores.push({
+      atUs: this.sim.nowUs,
+      member: this.names[slot] as string,
+      snapshotUs: plan.snapshotUs,
+      state: plan.state,
+    });
+    this.sim.restart(seedNode);
+    this.replacing.delete(slot);
+    const add = (k: number) => {
+      if (k === others.length) {
+        plan.done(true);
+        return;
+      }
+      const i = others[k] as number;
+      const newId = this.nextMemberId++;
+      this.memberIds[i] = newId;
+      this.joining[i] = true;
+      this.restoredSeed[i] = false;
+      this.membershipCall(
+        () => [seedNode],
+        { type: "member-add", memberId: newId, learner: false },
+        (r) => listed(r, newId),
+        () => {
+          this.newRecord(this.names[i] as string, newId);
+          this.sim.restart(this.nodes[i] as number);
+          this.replacing.delete(i);
+          this.sim.after(5 * this.electionTimeoutUs(), "restore.next-member", () => add(k + 1));
+        },
+        fail,
+        endUs,
+      );
+    };
+    const serving = () => {
+      if (this.server(slot)?.serving) add(0);
+      else if (this.sim.nowUs > endUs) fail("the restored member did not serve in time");
+      else this.sim.after(100_000, "restore.wait-serving", serving);
+    };
+    serving();
+  }
+
+  private electionTimeoutUs(): number {
+    const raft = this.serverConfig.raft ?? {};
+    return (
+      (raft.electionTicks ?? DEFAULT_RAFT_NODE.electionTicks) * (raft.tickUs ?? DEFAULT_RAFT_NODE.tickUs)
+    );
+  }
+
+  /** A membership call on one of `targets()`, retried every 0.5 s until `ok` says it took. */
+  private membershipCall(
+    targets: () => readonly number[],
+    op: Parameters<EtcdClient["maintenance"]>[1],
+    ok: (r: MaintenanceResult) => boolean,
+    next: () => void,
+    fail: (why: string) => void,
+    endUs: number,
+  ): void {
+    const admin = this.adminClient();
+    let attempt = 0;
+    const tryOnce = () => {
+      if (this.sim.nowUs > endUs) {
+        fail(`member ${op.type} did not succeed in time`);
+        return;
+      }
+      const list = targets();
+      const node = list[attempt++ % list.length] as number;
+      admin.maintenance(node, op, (r) => {
+        if (r.type !== "error" && ok(r)) next();
+        else this.sim.after(500_000, "member.retry", tryOnce);
+      });
+    };
+    tryOnce();
+  }
+}
+
+/** A restore from scratch under way (`restoreFromScratch`). */
+interface RestorePlan {
+  readonly slot: number;
+  /** The restored db (etcdutl's output) and what it holds. */
+  readonly db: Uint8Array;
+  readonly state: StoreState;
+  readonly snapshotUs: number;
+  /** The members to add back, in order. */
+  readonly others: readonly number[];
+  readonly endUs: number;
+  readonly done: (ok: boolean, why?: string) => void;
+}
+
+const listed = (r: MaintenanceResult, id: number) =>
+  r.type === "members" && r.members.some((m) => m.id === id);
+
+/** A member's key space as it serves it now. */
+function storeState(server: EtcdServer): StoreState {
+  const r = server.mvcc.range("", "\0");
+  return {
+    revision: server.mvcc.currentRev,
+    compactRevision: server.mvcc.compactMainRev,
+    kvs: "kvs" in r ? r.kvs : [],
+    leases: server.lessor.ids(),
+  };
 }

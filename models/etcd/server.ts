@@ -84,6 +84,8 @@ export interface EtcdServerConfig {
    * etcd-backup-restore's second revision check, which applies the WAL tail only.
    */
   readonly gated?: boolean;
+  /** A new cluster restored from a snapshot (its db is there; see RaftNodeConfig). */
+  readonly restored?: boolean;
 }
 
 export const DEFAULT_ETCD: Omit<
@@ -246,6 +248,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
       dir: MEMBER_DIR,
       id: cfg.memberId,
       initialPeers: cfg.initialCluster,
+      bootstrapAsSnapshot: cfg.restored === true,
       route: cfg.route,
       invariants: cfg.invariants,
       commitBeforeLeaderPersist: cfg.bugs.has("single-node-ack-before-fsync"),

@@ -44,6 +44,12 @@ export interface RaftNodeConfig {
   readonly id: number;
   /** Voters of a new cluster, bootstrapped on first boot; empty to join an existing one. */
   readonly initialPeers: readonly number[];
+  /**
+   * The bootstrap is a restore (etcdutl snapshot restore): its membership becomes a raft
+   * snapshot, not log entries, so a member that joins later is sent the data by snapshot
+   * instead of replaying a log that never held it.
+   */
+  readonly bootstrapAsSnapshot?: boolean;
   /** The data directory on the node's disk (etcd: `<data-dir>/member`). */
   readonly dir: string;
   /** etcd's --heartbeat-interval: one raft tick. */
@@ -130,6 +136,8 @@ export class RaftNode {
   private tickTimer: TimerHandle | null = null;
   private snapshotIndex = 0;
   private snapshotting = false;
+  /** A restored bootstrap's entries, to be snapshotted and compacted away once applied. */
+  private compactBootstrapAt = 0;
   /** The commit index this node last reported as leader (for the invariant checker). */
   private leaderCommit = 0;
   appliedIndex = 0;
@@ -180,8 +188,10 @@ export class RaftNode {
     );
     // A new member bootstraps; so does one whose WAL, created by a first start that died
     // before its first save, holds nothing (else it would wait forever with no voters).
-    if ((this.wal === null || nothingPersisted) && config.initialPeers.length > 0)
+    if ((this.wal === null || nothingPersisted) && config.initialPeers.length > 0) {
       this.raw.bootstrap(config.initialPeers);
+      if (config.bootstrapAsSnapshot) this.compactBootstrapAt = config.initialPeers.length;
+    }
     if (this.wal === null) {
       this.blocked = true;
       Wal.create(disk, this.walDir, encode({ id: config.id }), config.walSegmentBytes, (wal) => {
@@ -443,15 +453,18 @@ export class RaftNode {
       this.app?.appliedIndex?.() ?? this.appliedIndex,
       this.storage.lastIndex(),
     );
-    if (this.snapshotting || applied - this.snapshotIndex <= this.config.snapshotCount) return;
-    const index = applied;
+    if (this.snapshotting) return;
+    const restored = this.compactBootstrapAt > 0 && applied >= this.compactBootstrapAt;
+    if (!restored && applied - this.snapshotIndex <= this.config.snapshotCount) return;
+    const index = restored ? this.compactBootstrapAt : applied;
+    this.compactBootstrapAt = 0;
     const data = (this.app as RaftApp).snapshotData(index);
     const snap = this.storage.createSnapshot(index, this.raw.raft.trk.confState(), data);
     if (!snap) return;
     this.snapshotting = true;
     this.snapshotIndex = index;
     this.ctx.mark("snapshot", `snapshot at index ${index}`);
-    const catchUp = this.config.snapshotCatchUpEntries;
+    const catchUp = restored ? 0 : this.config.snapshotCatchUpEntries;
     if (index > catchUp) this.storage.compact(index - catchUp);
     this.snapshotter.save(snap, (err) => {
       if (err) this.exit(`failed to save snapshot: ${err.message}`);

@@ -2,7 +2,7 @@
 // (the simulator sees all of them), the members' end state, the liveness probe and the
 // models' own reports. Plain data, so a saved run can be validated again.
 import type { History } from "../../models/client/history.js";
-import type { BackupRecord, MemberRecord } from "../../models/etcd/cluster.js";
+import type { BackupRecord, MemberRecord, RestoreRecord } from "../../models/etcd/cluster.js";
 import type { HashKv } from "../../models/etcd/protocol.js";
 import type { MonitorReport } from "../../sim/index.js";
 
@@ -40,6 +40,8 @@ export interface RunArtifacts {
   readonly params: RunParams;
   /** With backup sidecars: uploads, validations, starts of serving and restores. */
   readonly backup?: BackupRecord;
+  /** The cluster restored from a snapshot (disaster recovery): each begins an epoch. */
+  readonly restores?: readonly RestoreRecord[];
 }
 
 /**

@@ -51,12 +51,25 @@ export class Reference {
   /** The revision each compaction committed set, in order. */
   readonly compactions: { readonly revision: number; readonly entry: CommittedEntry }[] = [];
 
-  /** `initial`: the store before the first entry (an epoch's, after a restore). */
   /** The revision of the initial state: reached before anything this reference saw. */
   readonly firstRevision: number;
 
-  constructor(members: readonly MemberRecord[], initial: EtcdState = INITIAL_ETCD_STATE) {
+  /**
+   * `initial`: the store before the first entry (an epoch's, after a restore). `prior`:
+   * the reference of the epoch before, whose history up to `initial`'s revision the
+   * restored store still holds (a watch or a read at an older revision is served from it).
+   */
+  constructor(members: readonly MemberRecord[], initial: EtcdState = INITIAL_ETCD_STATE, prior?: Reference) {
     this.firstRevision = initial.revision;
+    if (prior) {
+      for (let r = 1; r <= initial.revision && r <= prior.lastRevision; r++) {
+        const st = prior.stateAt(r);
+        if (st && r < initial.revision) this.states[r] = st;
+        const ev = prior.eventsAt(r);
+        if (ev) this.events.set(r, ev);
+      }
+      for (const c of prior.compactions) if (c.revision <= initial.revision) this.compactions.push(c);
+    }
     const latest = new Map<number, { rec: MemberRecord["applied"][number]; firstUs: number }>();
     for (const m of members) {
       for (const rec of m.applied) {

@@ -4,8 +4,9 @@
 import type { Operation } from "../../models/client/history.js";
 import { checkAgreement } from "./agreement.js";
 import type { RunArtifacts, Violation } from "./artifacts.js";
-import { checkEpochs, checkServes, checkStaleUploads, epochsOf, type LossWindow } from "./backup.js";
+import { checkEpochs, checkServes, checkStaleUploads } from "./backup.js";
 import { checkDurability } from "./durability.js";
+import { checkRestores, epochsOf, type LossWindow, lossWindow } from "./epochs.js";
 import type { EtcdState } from "./etcd.js";
 import {
   checkEtcdOps,
@@ -78,9 +79,9 @@ export function settleByReference(
 
 export function validateRun(artifacts: RunArtifacts, options: ValidateOptions = {}): Validation {
   const epochs = epochsOf(artifacts);
-  const parts = epochs
-    ? epochs.map((e) => validateEpoch(e.artifacts, options, e.initial))
-    : [validateEpoch(artifacts, options)];
+  const parts: ReturnType<typeof validateEpoch>[] = [];
+  if (!epochs) parts.push(validateEpoch(artifacts, options));
+  else for (const e of epochs) parts.push(validateEpoch(e.artifacts, options, e.initial, parts.at(-1)?.ref));
   const violations = parts.flatMap((p) => p.violations);
   for (const r of artifacts.reports)
     violations.push({
@@ -90,6 +91,11 @@ export function validateRun(artifacts: RunArtifacts, options: ValidateOptions = 
       ...(r.node ? { members: [r.node] } : {}),
     });
   let loss: LossWindow | undefined;
+  if (epochs && artifacts.restores?.length) {
+    const refs = parts.map((p) => p.ref);
+    violations.push(...checkRestores(epochs, refs));
+    loss = lossWindow(epochs, refs);
+  }
   if (artifacts.backup) {
     violations.push(...checkStaleUploads(artifacts.backup), ...checkServes(artifacts.backup));
     if (epochs) {
@@ -130,8 +136,9 @@ function validateEpoch(
   artifacts: RunArtifacts,
   options: ValidateOptions,
   initial?: EtcdState,
+  prior?: Reference,
 ): Omit<Validation, "verdict"> & { readonly ref: Reference } {
-  const ref = new Reference(artifacts.members, initial);
+  const ref = new Reference(artifacts.members, initial, prior);
   const history = artifacts.history;
   const violations: Violation[] = [];
   const { ops, sources } = settleByReference(artifacts, ref);

@@ -105,6 +105,7 @@ export function runJson(r: RunResult, extra: Record<string, unknown> = {}): Reco
       leaderChanges: s.leaderChanges,
       unavailableMs: s.unavailableMs,
       ...(s.backup ? { backup: s.backup } : {}),
+      ...(s.restore ? { restore: s.restore } : {}),
     },
     ...extra,
   };

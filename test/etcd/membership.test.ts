@@ -74,4 +74,41 @@ test("a removed member stops; the others go on", () => {
   assert.ok(rev(call(t, put("a", "2"))) > 2, "writes go on with two members");
 });
 
+test("restore from scratch: the leader's snapshot becomes a new cluster; the others join it and get the data by snapshot", () => {
+  const t = cluster(3, { seed: "restore-from-scratch" });
+  for (let i = 0; i < 20; i++) call(t, put(`k${i % 5}`, `before-${i}`));
+  const lead = leaderSlot(t.c);
+  const snapshotRev = t.c.server(lead)?.mvcc.currentRev as number;
+  let result: boolean | null = null;
+  t.c.restoreFromScratch(lead, (ok) => {
+    result = ok;
+  });
+  // acknowledged after the snapshot, in the second before the disaster: lost by design
+  const lost = rev(call(t, put("late", "x")));
+  assert.ok(lost > snapshotRev);
+  waitFor(t.sim, () => result !== null, 60_000_000, "the restore");
+  assert.ok(result, "restored");
+  assert.is(t.c.restores.length, 1);
+  assert.is(t.c.restores[0]?.state.revision, snapshotRev);
+  // a new cluster: new member ids, all three serving the snapshot's data and what came after
+  assert.equal(members(t), [4, 5, 6]);
+  const after = rev(call(t, put("k0", "after")));
+  assert.is(after, snapshotRev + 1, "the revision goes on from the snapshot's");
+  converge(t);
+  for (const s of servers(t.c)) {
+    const r = s.mvcc.range("k", "l");
+    const kvs = "kvs" in r ? r.kvs : [];
+    assert.equal(
+      kvs.map((kv) => `${kv.key}=${kv.value}`),
+      ["k0=after", "k1=before-16", "k2=before-17", "k3=before-18", "k4=before-19"],
+      `${s.cfg.memberId}: the snapshot's keys`,
+    );
+    const late = s.mvcc.range("late", undefined);
+    assert.is("kvs" in late ? late.kvs.length : -1, 0, "the write after the snapshot is gone");
+  }
+  // the joiners have no log from before their join: they got the data by snapshot
+  const joiners = servers(t.c).filter((s) => s.cfg.memberId !== t.c.memberId(lead));
+  for (const s of joiners) assert.ok(s.raft.lastSnapshotIndex > 0, `${s.cfg.memberId} got a snapshot`);
+});
+
 test.run();
