@@ -10,6 +10,14 @@ export function encode(value: unknown): Uint8Array {
   return new Uint8Array(packr.pack(value));
 }
 
+/** `encode` with `headerBytes` zero bytes in front, for the caller to fill: one copy, not two. */
+export function encodeAfter(headerBytes: number, value: unknown): Uint8Array {
+  const packed = packr.pack(value);
+  const out = new Uint8Array(headerBytes + packed.length);
+  out.set(packed, headerBytes);
+  return out;
+}
+
 export function decode<T>(bytes: Uint8Array): T {
   return packr.unpack(bytes) as T;
 }

@@ -235,20 +235,21 @@ export class Disk {
     else this.names.set(path, new Inode(path));
   }
 
-  write(path: string, offset: number, bytes: Uint8Array): void {
+  /** `handOver`: the caller never changes `bytes` again, so the disk keeps them uncopied. */
+  write(path: string, offset: number, bytes: Uint8Array, handOver = false): void {
     const f = this.names.get(path) ?? this.newInode(path);
     const growth = Math.max(0, offset + bytes.length - f.data.length);
     this.checkWrite(path, growth);
     f.data.write(offset, bytes);
     f.clean(f.data.length, offset, offset + bytes.length);
     this.usedBytes += growth;
-    this.record(f, { offset, bytes: bytes.slice() });
+    this.record(f, { offset, bytes: handOver ? bytes : bytes.slice() });
     this.stats.bytesWritten += bytes.length;
   }
 
-  append(path: string, bytes: Uint8Array): void {
+  append(path: string, bytes: Uint8Array, handOver = false): void {
     const f = this.names.get(path) ?? this.newInode(path);
-    this.write(path, f.data.length, bytes);
+    this.write(path, f.data.length, bytes, handOver);
   }
 
   truncate(path: string, length: number): void {

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
 // The etcd-dst binary (../shared/CLI.md). Unexpected errors still end with one line and
 // exit 2 rather than a stack trace; set ETCD_DST_DEBUG=1 to see the trace.
 import { processIo } from "./cli/common.js";

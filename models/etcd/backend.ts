@@ -20,7 +20,7 @@
 // The read buffer keeps etcd's shape (arrays per bucket with a `used` count, their backing
 // storage reused after a reset), because a planted bug (#17247) lives in its writeback.
 import type { Disk } from "../../sim/index.js";
-import { crc32c, decode, encode } from "../codec.js";
+import { crc32c, decode, encodeAfter } from "../codec.js";
 
 export const BUCKETS = ["key", "meta", "lease", "members", "members_removed", "alarm", "cluster"] as const;
 export type Bucket = (typeof BUCKETS)[number];
@@ -245,7 +245,7 @@ export class Backend implements BackendTx {
   static serialize(tables: ReadonlyMap<Bucket, ReadonlyMap<Key, unknown>>): Uint8Array {
     const ops: [Bucket, Key, unknown][] = [];
     for (const [bucket, t] of tables) for (const [k, v] of t) ops.push([bucket, k, v]);
-    return frame(encode(ops));
+    return frame(encodeAfter(HEADER_BYTES, ops));
   }
 
   /** The buckets of a db file's bytes, read as `open` reads them (throws BackendCorrupt). */
@@ -421,8 +421,11 @@ export class Backend implements BackendTx {
       rb.used = 0;
     }
     if (changes.length > 0) {
-      const body = encode(changes.map((c) => [c.bucket, c.key, c.value === undefined ? null : c.value]));
-      this.disk.append(this.options.path, frame(body));
+      const record = encodeAfter(
+        HEADER_BYTES,
+        changes.map((c) => [c.bucket, c.key, c.value === undefined ? null : c.value]),
+      );
+      this.disk.append(this.options.path, frame(record), true);
       this.commits++;
       this.inFlight++;
       this.disk.fsync(this.options.path, (err) => {
@@ -463,7 +466,7 @@ export class Backend implements BackendTx {
   snapshot(): Uint8Array {
     const ops: [Bucket, Key, unknown][] = [];
     for (const [bucket, t] of this.tables) for (const k of t.keys()) ops.push([bucket, k, t.get(k)]);
-    return frame(encode(ops));
+    return frame(encodeAfter(HEADER_BYTES, ops));
   }
 
   /**
@@ -518,13 +521,13 @@ function dropRepeats(changes: readonly Change[]): Change[] {
 const HEADER_BYTES = 12; // u32 length, u32 its complement, u32 CRC-32C of the body
 
 /** One commit record: header and body. */
-function frame(body: Uint8Array): Uint8Array {
-  const record = new Uint8Array(HEADER_BYTES + body.length);
-  const view = new DataView(record.buffer);
+/** Fills in the header of a record whose body follows HEADER_BYTES of room (encodeAfter). */
+function frame(record: Uint8Array): Uint8Array {
+  const body = record.subarray(HEADER_BYTES);
+  const view = new DataView(record.buffer, record.byteOffset);
   view.setUint32(0, body.length);
   view.setUint32(4, ~body.length >>> 0);
   view.setUint32(8, crc32c(0, body));
-  record.set(body, HEADER_BYTES);
   return record;
 }
 
