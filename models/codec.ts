@@ -25,6 +25,17 @@ export function decode<T>(bytes: Uint8Array): T {
 const decodedOnce = new WeakMap<Uint8Array, unknown>();
 
 /**
+ * `encode` for a payload that `decodeShared` will read back (a proposal): the value
+ * itself stands for its decoding, so the members that apply it never unpack it. The
+ * caller never mutates `value` afterwards.
+ */
+export function encodeShared(value: unknown): Uint8Array {
+  const bytes = encode(value);
+  decodedOnce.set(bytes, value);
+  return bytes;
+}
+
+/**
  * `decode` for payloads that reach several nodes as the same bytes (a raft entry's data
  * travels in messages uncopied): decoded once, the value shared. Callers never mutate it.
  * Bytes read back from a disk are new arrays, decoded afresh.

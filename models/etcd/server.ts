@@ -22,7 +22,7 @@ import type {
   TxnOp,
   TxnOpResponse,
 } from "../client/history.js";
-import { decode, decodeShared, encode } from "../codec.js";
+import { decode, decodeShared, encode, encodeShared } from "../codec.js";
 import type { RaftInvariants } from "../raft/invariants.js";
 import { DEFAULT_RAFT_NODE, type RaftApp, RaftNode, type RaftNodeConfig } from "../raft/node.js";
 import {
@@ -628,7 +628,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
       op,
       ...(callId !== undefined ? { callId } : {}),
     };
-    if (!this.raft.propose(encode(entry))) {
+    if (!this.raft.propose(encodeShared(entry))) {
       // etcd returns raft's ErrProposalDropped at once (v3_server.go)
       this.waits.delete(id);
       this.ctx.cancelTimer(timer);

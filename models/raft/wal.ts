@@ -421,7 +421,8 @@ function entryRecord(e: Entry): Uint8Array {
 }
 
 function decodeEntry(data: Uint8Array): Entry {
-  if (data.length < ENTRY_HEAD_BYTES) throw new WalError("crc-mismatch", "an entry record shorter than its head");
+  if (data.length < ENTRY_HEAD_BYTES)
+    throw new WalError("crc-mismatch", "an entry record shorter than its head");
   const view = new DataView(data.buffer, data.byteOffset, data.length);
   const type = view.getUint8(8);
   if (type !== EntryType.Normal && type !== EntryType.ConfChange)
