@@ -2,6 +2,7 @@
 // records on: byte-identical output across runs, unlike `sequential: true`), and CRC-32C
 // (Castagnoli, as etcd's WAL uses) for checksums.
 import { Packr } from "msgpackr";
+import { slabBytes } from "../sim/index.js";
 
 const packr = new Packr({ useRecords: true, moreTypes: false });
 
@@ -10,12 +11,35 @@ export function encode(value: unknown): Uint8Array {
   return new Uint8Array(packr.pack(value));
 }
 
-/** `encode` with `headerBytes` zero bytes in front, for the caller to fill: one copy, not two. */
-export function encodeAfter(headerBytes: number, value: unknown): Uint8Array {
+/**
+ * `encode` with `headerBytes` zero bytes in front, for the caller to fill. A record bound
+ * for a disk's write queue is short-lived and comes from a slab; a kept one (`kept`, a
+ * db snapshot) gets its own buffer, so that it holds no slab alive.
+ */
+export function encodeAfter(headerBytes: number, value: unknown, kept = false): Uint8Array {
   const packed = packr.pack(value);
-  const out = new Uint8Array(headerBytes + packed.length);
+  const n = headerBytes + packed.length;
+  const out = kept ? new Uint8Array(n) : slabBytes(n);
   out.set(packed, headerBytes);
   return out;
+}
+
+export function getU32(bytes: Uint8Array, at: number): number {
+  return (
+    (((bytes[at] as number) << 24) |
+      ((bytes[at + 1] as number) << 16) |
+      ((bytes[at + 2] as number) << 8) |
+      (bytes[at + 3] as number)) >>>
+    0
+  );
+}
+
+/** Big-endian u32 at `at` (a DataView per record costs an allocation). */
+export function putU32(bytes: Uint8Array, at: number, v: number): void {
+  bytes[at] = v >>> 24;
+  bytes[at + 1] = (v >>> 16) & 0xff;
+  bytes[at + 2] = (v >>> 8) & 0xff;
+  bytes[at + 3] = v & 0xff;
 }
 
 export function decode<T>(bytes: Uint8Array): T {

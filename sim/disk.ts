@@ -115,6 +115,31 @@ class Buf {
   }
 }
 
+// Short-lived byte buffers (writes waiting for an fsync, WAL records) carved out of
+// shared slabs: a typed array over 64 bytes otherwise costs V8 an off-heap allocation
+// and a finalizer each. A slab lives as long as any buffer cut from it.
+const SLAB_BYTES = 256 * 1024;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabUsed = 0;
+
+/** `n` zeroed bytes that nothing else shares; cheap for small, short-lived buffers. */
+export function slabBytes(n: number): Uint8Array {
+  if (n > SLAB_BYTES / 8) return new Uint8Array(n);
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + n);
+  slabUsed += (n + 7) & ~7;
+  return out;
+}
+
+function slabCopy(bytes: Uint8Array): Uint8Array {
+  const out = slabBytes(bytes.length);
+  out.set(bytes);
+  return out;
+}
+
 /** A write (bytes) or a truncation (bytes = null) not yet durable. */
 interface PendingOp {
   readonly offset: number;
@@ -243,7 +268,7 @@ export class Disk {
     f.data.write(offset, bytes);
     f.clean(f.data.length, offset, offset + bytes.length);
     this.usedBytes += growth;
-    this.record(f, { offset, bytes: handOver ? bytes : bytes.slice() });
+    this.record(f, { offset, bytes: handOver ? bytes : slabCopy(bytes) });
     this.stats.bytesWritten += bytes.length;
   }
 

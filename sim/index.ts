@@ -9,6 +9,7 @@ export {
   type DiskFaults,
   type DiskImage,
   type DiskOptions,
+  slabBytes,
 } from "./disk.js";
 export { Monitor, type MonitorReport } from "./monitor.js";
 export { DEFAULT_LINK, Delivery, type LinkConfig, Network, partitionLinks } from "./network.js";

@@ -20,7 +20,7 @@
 // The read buffer keeps etcd's shape (arrays per bucket with a `used` count, their backing
 // storage reused after a reset), because a planted bug (#17247) lives in its writeback.
 import type { Disk } from "../../sim/index.js";
-import { crc32c, decode, encodeAfter } from "../codec.js";
+import { crc32c, decode, encodeAfter, putU32 } from "../codec.js";
 
 export const BUCKETS = ["key", "meta", "lease", "members", "members_removed", "alarm", "cluster"] as const;
 export type Bucket = (typeof BUCKETS)[number];
@@ -245,7 +245,7 @@ export class Backend implements BackendTx {
   static serialize(tables: ReadonlyMap<Bucket, ReadonlyMap<Key, unknown>>): Uint8Array {
     const ops: [Bucket, Key, unknown][] = [];
     for (const [bucket, t] of tables) for (const [k, v] of t) ops.push([bucket, k, v]);
-    return frame(encodeAfter(HEADER_BYTES, ops));
+    return frame(encodeAfter(HEADER_BYTES, ops, true));
   }
 
   /** The buckets of a db file's bytes, read as `open` reads them (throws BackendCorrupt). */
@@ -466,7 +466,7 @@ export class Backend implements BackendTx {
   snapshot(): Uint8Array {
     const ops: [Bucket, Key, unknown][] = [];
     for (const [bucket, t] of this.tables) for (const k of t.keys()) ops.push([bucket, k, t.get(k)]);
-    return frame(encodeAfter(HEADER_BYTES, ops));
+    return frame(encodeAfter(HEADER_BYTES, ops, true));
   }
 
   /**
@@ -524,10 +524,9 @@ const HEADER_BYTES = 12; // u32 length, u32 its complement, u32 CRC-32C of the b
 /** Fills in the header of a record whose body follows HEADER_BYTES of room (encodeAfter). */
 function frame(record: Uint8Array): Uint8Array {
   const body = record.subarray(HEADER_BYTES);
-  const view = new DataView(record.buffer, record.byteOffset);
-  view.setUint32(0, body.length);
-  view.setUint32(4, ~body.length >>> 0);
-  view.setUint32(8, crc32c(0, body));
+  putU32(record, 0, body.length);
+  putU32(record, 4, ~body.length >>> 0);
+  putU32(record, 8, crc32c(0, body));
   return record;
 }
 

@@ -4,8 +4,8 @@
 // and snapshot markers. Reading from a snapshot verifies the chain, keeps the last write
 // of each index, and stops at a torn tail (an incomplete record at the end of the last
 // segment), which `repair` truncates away, as etcd does after ErrUnexpectedEOF.
-import type { Disk } from "../../sim/index.js";
-import { crc32c, decode, encodeAfter } from "../codec.js";
+import { type Disk, slabBytes } from "../../sim/index.js";
+import { crc32c, decode, encodeAfter, getU32, putU32 } from "../codec.js";
 import { type Entry, EntryType, type HardState, type SnapshotMetadata } from "./types.js";
 
 export const RecordType = { Metadata: 1, Entry: 2, State: 3, Crc: 4, Snapshot: 5 } as const;
@@ -122,7 +122,7 @@ export function scanSnapshots(disk: Disk, dir: string): WalSnapshot[] {
         if (type === RecordType.Snapshot) {
           const m = decode<WalSnapshot>(data);
           if (!markers.some((x) => x.index === m.index && x.term === m.term)) markers.push(m);
-        } else if (type === RecordType.State) commit = decode<HardState>(data).commit;
+        } else if (type === RecordType.State) commit = decodeHardState(data).commit;
       } catch {
         // a corrupt record: Wal.open reports the CRC mismatch
       }
@@ -270,7 +270,7 @@ export class Wal {
               break;
             }
             case RecordType.State:
-              hardState = decode<HardState>(data);
+              hardState = decodeHardState(data);
               break;
             case RecordType.Snapshot: {
               const marker = decode<WalSnapshot>(data);
@@ -313,7 +313,7 @@ export class Wal {
       this.writeRecord(RecordType.Entry, entryRecord(e));
       this.lastIndex = e.index;
     }
-    if (hardState) this.writeRecord(RecordType.State, encodeAfter(HEADER_BYTES, hardState));
+    if (hardState) this.writeRecord(RecordType.State, hardStateRecord(hardState));
     const sync = mustSync && (entries.length > 0 || hardState !== null);
     if (this.tailBytes >= this.segmentBytes) this.cut();
     return sync;
@@ -377,10 +377,9 @@ export class Wal {
     const data = rec.subarray(HEADER_BYTES);
     const crc = type === RecordType.Crc ? 0 : recordCrc(this.crc, type, data);
     if (this.unsynced[this.unsynced.length - 1] !== this.tail.path) this.unsynced.push(this.tail.path);
-    const view = new DataView(rec.buffer, rec.byteOffset);
-    view.setUint32(0, data.length);
-    view.setUint32(4, crc);
-    view.setUint8(8, type);
+    putU32(rec, 0, data.length);
+    putU32(rec, 4, crc);
+    rec[8] = type;
     this.disk.append(this.tail.path, rec, true);
     this.tailBytes += rec.length;
     if (type !== RecordType.Crc) this.crc = crc;
@@ -411,25 +410,40 @@ function withHeader(data: Uint8Array): Uint8Array {
 const ENTRY_HEAD_BYTES = 9;
 
 function entryRecord(e: Entry): Uint8Array {
-  const rec = new Uint8Array(HEADER_BYTES + ENTRY_HEAD_BYTES + e.data.length);
-  const view = new DataView(rec.buffer);
-  view.setUint32(HEADER_BYTES, e.term);
-  view.setUint32(HEADER_BYTES + 4, e.index);
-  view.setUint8(HEADER_BYTES + 8, e.type);
+  const rec = slabBytes(HEADER_BYTES + ENTRY_HEAD_BYTES + e.data.length);
+  putU32(rec, HEADER_BYTES, e.term);
+  putU32(rec, HEADER_BYTES + 4, e.index);
+  rec[HEADER_BYTES + 8] = e.type;
   rec.set(e.data, HEADER_BYTES + ENTRY_HEAD_BYTES);
   return rec;
+}
+
+// A hard state record's data: term, vote, commit (u32 each), written with every Ready.
+const HARD_STATE_BYTES = 12;
+
+function hardStateRecord(hs: HardState): Uint8Array {
+  const rec = slabBytes(HEADER_BYTES + HARD_STATE_BYTES);
+  putU32(rec, HEADER_BYTES, hs.term);
+  putU32(rec, HEADER_BYTES + 4, hs.vote);
+  putU32(rec, HEADER_BYTES + 8, hs.commit);
+  return rec;
+}
+
+function decodeHardState(data: Uint8Array): HardState {
+  if (data.length !== HARD_STATE_BYTES)
+    throw new WalError("crc-mismatch", "a hard state record of the wrong size");
+  return { term: getU32(data, 0), vote: getU32(data, 4), commit: getU32(data, 8) };
 }
 
 function decodeEntry(data: Uint8Array): Entry {
   if (data.length < ENTRY_HEAD_BYTES)
     throw new WalError("crc-mismatch", "an entry record shorter than its head");
-  const view = new DataView(data.buffer, data.byteOffset, data.length);
-  const type = view.getUint8(8);
+  const type = data[8] as number;
   if (type !== EntryType.Normal && type !== EntryType.ConfChange)
     throw new WalError("crc-mismatch", `an entry record of unknown type ${type}`);
   return {
-    term: view.getUint32(0),
-    index: view.getUint32(4),
+    term: getU32(data, 0),
+    index: getU32(data, 4),
     type,
     data: data.slice(ENTRY_HEAD_BYTES),
   };

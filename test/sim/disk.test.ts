@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { type Disk, type DiskCrashMode, DiskError, Simulator } from "../../sim/index.js";
+import { type Disk, type DiskCrashMode, DiskError, Simulator, slabBytes } from "../../sim/index.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -213,6 +213,30 @@ test("overwrite, truncate and wipe", () => {
   disk.wipe();
   crash(sim, "lose");
   assert.not.ok(disk.exists("f"));
+});
+
+test("a write the caller changes afterwards reaches the disk as it was written", () => {
+  const { sim, disk } = setup();
+  const buf = enc("abcd");
+  disk.append("f", buf);
+  buf.set(enc("XXXX"));
+  disk.fsync("f", () => {});
+  sim.runUntil(1_000_000);
+  crash(sim, "lose");
+  assert.is(dec(disk.read("f")), "abcd");
+});
+
+test("slab buffers start zeroed and never overlap, across slabs", () => {
+  const seen: Uint8Array[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const b = slabBytes(1 + (i % 200));
+    assert.ok(b.every((x) => x === 0), `buffer ${i} zeroed`);
+    b.fill(0xff);
+    seen.push(b);
+  }
+  // every earlier buffer still holds only its own fill: none was handed out twice
+  for (const b of seen) assert.ok(b.every((x) => x === 0xff));
+  assert.is(slabBytes(100_000).byteLength, 100_000);
 });
 
 test.run();
