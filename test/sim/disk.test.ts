@@ -230,7 +230,10 @@ test("slab buffers start zeroed and never overlap, across slabs", () => {
   const seen: Uint8Array[] = [];
   for (let i = 0; i < 3000; i++) {
     const b = slabBytes(1 + (i % 200));
-    assert.ok(b.every((x) => x === 0), `buffer ${i} zeroed`);
+    assert.ok(
+      b.every((x) => x === 0),
+      `buffer ${i} zeroed`,
+    );
     b.fill(0xff);
     seen.push(b);
   }
