@@ -118,7 +118,7 @@ export interface AppliedEntry {
   /** A revoke proposed by the leader's lessor on expiry. */
   readonly expiry: boolean;
   /** The client's history operation id, when a client call proposed it. */
-  readonly callId?: number;
+  readonly callId: number | undefined;
 }
 
 /** Told what members do, at the simulator's true time (the builder reads its clock). */
@@ -915,7 +915,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
         response,
         revision: this.mvcc.currentRev,
         expiry: req.expiry ?? false,
-        ...(req.callId !== undefined ? { callId: req.callId } : {}),
+        callId: req.callId,
       });
     }
   }
@@ -1377,7 +1377,8 @@ export class EtcdServer implements NodeProgram, RaftApp {
 
   /** On the gRPC watch stream; stamped with this process, so a client can tell a restart. */
   private send(client: number, msg: WatchMessage): void {
-    const stamped: WatchMessage = { ...msg, incarnation: this.ctx.incarnation };
+    const stamped: WatchMessage =
+      msg.incarnation === this.ctx.incarnation ? msg : { ...msg, incarnation: this.ctx.incarnation };
     this.ctx.send(client, stamped, msg.kind, msg.watchId, 0, Delivery.Stream);
   }
 
@@ -1497,6 +1498,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
       failpoint: (name: string) => this.ctx.failpoint(name),
       send: (toClient: number, msg: WatchMessage) => this.send(toClient, msg),
       memberName: this.ctx.name,
+      incarnation: this.ctx.incarnation,
     };
   }
 }

@@ -88,6 +88,8 @@ export interface WatchHost {
   failpoint(name: string): number;
   send(toClient: number, msg: WatchMessage): void;
   readonly memberName: string;
+  /** The process's incarnation, stamped on every message (WatchMessage.incarnation). */
+  readonly incarnation: number;
 }
 
 export interface WatchBugs {
@@ -428,8 +430,10 @@ export class WatchableStore {
       watchId: r.watchId,
       revision: r.revision,
       events,
-      ...(r.progress ? { progressNotify: true } : {}),
+      // every field spelt out, stamp included: the hottest message, kept to one shape
+      progressNotify: r.progress === true,
       member: this.host.memberName,
+      incarnation: this.host.incarnation,
     });
   }
 

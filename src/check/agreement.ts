@@ -23,24 +23,18 @@ export function checkAgreement(members: readonly MemberRecord[], end: readonly M
       members: up.map((m) => m.name),
     });
   // per log entry: the revision each member life reached with it
-  const byIndex = new Map<
-    number,
-    { life: MemberRecord; revision: number; requestId: string; atUs: number }[]
-  >();
+  type Applied = { life: MemberRecord; revision: number; requestId: string; atUs: number };
+  const byIndex: Applied[][] = []; // by raft index (dense)
   for (const life of members)
     for (const a of life.applied) {
-      let list = byIndex.get(a.index);
-      if (!list) byIndex.set(a.index, (list = []));
+      let list = byIndex[a.index];
+      if (!list) byIndex[a.index] = list = [];
       list.push({ life, revision: a.revision, requestId: a.requestId, atUs: a.atUs });
     }
   const parted = new Set<MemberRecord>();
-  for (const index of [...byIndex.keys()].sort((a, b) => a - b)) {
-    const list = byIndex.get(index) as {
-      life: MemberRecord;
-      revision: number;
-      requestId: string;
-      atUs: number;
-    }[];
+  for (let index = 0; index < byIndex.length; index++) {
+    const list = byIndex[index];
+    if (list === undefined || unanimous(list)) continue;
     const sameRequest = list.filter((x) => x.requestId === (list[0] as (typeof list)[number]).requestId);
     if (sameRequest.length < 2) continue;
     // the revision most lives reached (a tie goes to the lower: the one not inflated)
@@ -60,4 +54,14 @@ export function checkAgreement(members: readonly MemberRecord[], end: readonly M
     }
   }
   return out;
+}
+
+/** Every life applied the same request and reached the same revision (the usual case). */
+function unanimous(list: readonly { revision: number; requestId: string }[]): boolean {
+  const first = list[0] as (typeof list)[number];
+  for (let i = 1; i < list.length; i++) {
+    const x = list[i] as (typeof list)[number];
+    if (x.revision !== first.revision || x.requestId !== first.requestId) return false;
+  }
+  return true;
 }

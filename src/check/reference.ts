@@ -13,7 +13,7 @@ import type {
   TxnOp,
   WatchEvent,
 } from "../../models/client/history.js";
-import type { MemberRecord } from "../../models/etcd/cluster.js";
+import type { AppliedRecord, MemberRecord } from "../../models/etcd/cluster.js";
 import { applyRequest, type EtcdState, INITIAL_ETCD_STATE, inRange, keyValueAt } from "./etcd.js";
 
 export interface CommittedEntry {
@@ -21,7 +21,7 @@ export interface CommittedEntry {
   readonly requestId: string;
   readonly request: KvRequest;
   /** The history operation that proposed it, if a client call did. */
-  readonly callId?: number;
+  readonly callId: number | undefined;
   /** A revoke a leader's lessor proposed on expiry. */
   readonly expiry: boolean;
   /** When a member first applied it. */
@@ -70,21 +70,26 @@ export class Reference {
       }
       for (const c of prior.compactions) if (c.revision <= initial.revision) this.compactions.push(c);
     }
-    const latest = new Map<number, { rec: MemberRecord["applied"][number]; firstUs: number }>();
+    // by raft index (dense): the record that counts, and when a member first applied it
+    const latest: AppliedRecord[] = [];
+    const firstAppliedUs: number[] = [];
     for (const m of members) {
       for (const rec of m.applied) {
-        const seen = latest.get(rec.index);
-        if (!seen) latest.set(rec.index, { rec, firstUs: rec.atUs });
-        else if (seen.rec.requestId !== rec.requestId && rec.atUs >= seen.rec.atUs)
-          latest.set(rec.index, { rec, firstUs: rec.atUs });
-        else if (seen.rec.requestId === rec.requestId && rec.atUs < seen.firstUs) seen.firstUs = rec.atUs;
+        const seen = latest[rec.index];
+        if (!seen || (seen.requestId !== rec.requestId && rec.atUs >= seen.atUs)) {
+          latest[rec.index] = rec;
+          firstAppliedUs[rec.index] = rec.atUs;
+        } else if (seen.requestId === rec.requestId && rec.atUs < (firstAppliedUs[rec.index] as number))
+          firstAppliedUs[rec.index] = rec.atUs;
       }
     }
     let state = initial;
     this.states[initial.revision] = state;
     const entries: CommittedEntry[] = [];
-    for (const index of [...latest.keys()].sort((a, b) => a - b)) {
-      const { rec, firstUs } = latest.get(index) as { rec: MemberRecord["applied"][number]; firstUs: number };
+    for (let index = 0; index < latest.length; index++) {
+      const rec = latest[index];
+      if (rec === undefined) continue;
+      const firstUs = firstAppliedUs[index] as number;
       const before = state;
       const applied = applyRequest(before, rec.request);
       state = applied.state;
@@ -92,7 +97,7 @@ export class Reference {
         index,
         requestId: rec.requestId,
         request: rec.request,
-        ...(rec.callId !== undefined ? { callId: rec.callId } : {}),
+        callId: rec.callId,
         expiry: rec.expiry,
         appliedUs: firstUs,
         memberResponse: rec.response,

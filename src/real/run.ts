@@ -458,6 +458,7 @@ async function referenceRecords(cluster: RealCluster, last: number): Promise<App
       response: { type: "txn", revision: rev, succeeded: true, responses: [] },
       revision: rev,
       expiry: false,
+      callId: undefined,
       atUs: 0,
     });
   }

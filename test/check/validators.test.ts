@@ -53,7 +53,7 @@ function lives(steps: readonly Step[], names = ["m1", "m2", "m3"]): MemberRecord
       revision: state.revision,
       expiry: s.expiry ?? false,
       atUs: s.atUs ?? (i + 1) * 1000,
-      ...(s.callId !== undefined ? { callId: s.callId } : {}),
+      callId: s.callId,
     };
   });
   return names.map((name, i) => ({ name, memberId: i + 1, applied: applied.map((a) => ({ ...a })) }));
@@ -179,7 +179,18 @@ test("watch.filter, ordered, unique, atomic: each breach is named", () => {
     resp(2, 3, [ev("PUT", A3)]),
     resp(3, 3, [ev("PUT", A2)]),
   ]);
-  assert.ok(checkers(checkWatches(history([], [ordered]), ref)).includes("watch.ordered"));
+  const o = checkers(checkWatches(history([], [ordered]), ref));
+  assert.ok(o.includes("watch.ordered"));
+  assert.not.ok(o.includes("watch.unique"), "an event out of order is not a duplicate");
+  // an event sent again after a later one: out of order and twice
+  const resent = watchRecord({ key: "a", startRevision: 2 }, [
+    created(1, 1, 2),
+    resp(2, 2, [ev("PUT", A2)]),
+    resp(3, 3, [ev("PUT", A3)]),
+    resp(4, 3, [ev("PUT", A2)]),
+  ]);
+  const rs = checkers(checkWatches(history([], [resent]), ref));
+  assert.ok(rs.includes("watch.unique") && rs.includes("watch.ordered"), rs.join());
   const unique = watchRecord({ key: "a", startRevision: 2 }, [
     created(1, 1, 2),
     resp(2, 2, [ev("PUT", A2)]),
