@@ -8,6 +8,8 @@ export interface FaultCase {
   readonly summary: string;
   /** The pattern for these members, starting at `atUs`, over before `healUs`. */
   readonly faults: (members: readonly string[], atUs: number, healUs: number) => Fault[];
+  /** The smallest cluster the pattern means anything on (default 1). */
+  readonly minMembers?: number;
 }
 
 const S = 1_000_000;
@@ -49,7 +51,9 @@ function sigterm(who: Who, untilSnapshot: boolean): FaultCase {
 function remove(who: "ONE_FOLLOWER" | "LEADER"): FaultCase {
   return {
     name: `SIGQUIT_AND_REMOVE_${who}`,
-    summary: `kill ${who === "LEADER" ? "the leader" : "a follower"}, remove it, wipe its data and add it back as a new member`,
+    summary: `kill ${who === "LEADER" ? "the leader" : "a follower"}, remove it, wipe its data and add it back as a new member (3 members or more)`,
+    // a lone member has no one left to remove it through, nor a follower
+    minMembers: 3,
     faults: (_members, atUs) => [
       { kind: "member-replace", node: who === "LEADER" ? "@leader" : "@follower", atUs, durationUs: 0 },
     ],

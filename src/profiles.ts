@@ -339,26 +339,58 @@ function defaultCluster(members: number): ClusterPlan {
   };
 }
 
-/** The profile a seed runs in: `mixed` picks one from the seed. */
-export function resolveProfile(seed: number, profile: string): string {
+/**
+ * The profile a seed runs in: `mixed` picks one from the seed. With `minMembers` (a
+ * fault case's), a pick whose clusters are all smaller is drawn again among the others.
+ */
+export function resolveProfile(seed: number, profile: string, minMembers = 1): string {
   if (profile !== "mixed") return profile;
-  const rng = new Random(String(seed)).fork("profile");
-  const total = MIXED.reduce((s, [, w]) => s + w, 0);
-  let x = rng.float(0, total);
-  for (const [name, w] of MIXED) {
-    if (x < w) return name;
-    x -= w;
-  }
-  return "etcd";
+  const pick = (stream: string, choices: readonly (readonly [string, number])[]) => {
+    const rng = new Random(String(seed)).fork(stream);
+    const total = choices.reduce((s, [, w]) => s + w, 0);
+    let x = rng.float(0, total);
+    for (const [name, w] of choices) {
+      if (x < w) return name;
+      x -= w;
+    }
+    return "etcd";
+  };
+  const first = pick("profile", MIXED);
+  if (fitsCluster(first, minMembers)) return first;
+  return pick(
+    "profile/large-enough",
+    MIXED.filter(([name]) => fitsCluster(name, minMembers)),
+  );
+}
+
+/** Why a fault case cannot run in a profile (null: it can; `mixed` always can). */
+export function caseMismatch(caseName: string, profile: string): string | null {
+  const min = CASES.find((c) => c.name === caseName)?.minMembers ?? 1;
+  if (profile === "mixed" || fitsCluster(profile, min)) return null;
+  const sizes = PROFILES.find((p) => p.name === profile)?.members ?? [];
+  return `case ${caseName} needs a cluster of ${min} members or more; profile ${profile} runs ${[...new Set(sizes)].join(" or ")}`;
+}
+
+/** Whether a profile can run a cluster of at least `minMembers`. */
+function fitsCluster(profile: string, minMembers: number): boolean {
+  return PROFILES.find((p) => p.name === profile)?.members.some((n) => n >= minMembers) ?? true;
 }
 
 /** The scenario of a seed. Depends on the seed, the profile and the case only. */
 export function generateScenario(seed: number, profile: string, caseName?: string): Scenario {
-  const name = resolveProfile(seed, profile);
+  const pattern = caseName ? CASES.find((c) => c.name === caseName) : undefined;
+  if (caseName && !pattern) throw new RangeError(`unknown case '${caseName}'`);
+  const minMembers = pattern?.minMembers ?? 1;
+  const name = resolveProfile(seed, profile, minMembers);
   const spec = PROFILES.find((p) => p.name === name);
   if (!spec) throw new RangeError(`unknown profile '${profile}'`);
+  const mismatch = caseName ? caseMismatch(caseName, name) : null;
+  if (mismatch) throw new RangeError(mismatch);
+  const allowed = spec.members.filter((n) => n >= minMembers);
   const root = new Random(String(seed)).fork(`scenario/${name}`);
-  const members = root.fork("cluster").pick(spec.members);
+  const drawn = root.fork("cluster").pick(spec.members);
+  // a case on a profile of several sizes (backup: 1 or 3) runs the smallest that fits
+  const members = drawn >= minMembers ? drawn : Math.min(...allowed);
   const names = Array.from({ length: members }, (_, i) => `m${i + 1}`);
   const cluster: ClusterPlan = { ...defaultCluster(members), ...spec.cluster(root.fork("config")) };
   const clients = spec.clients(root.fork("clients"), names).map((c, i) => ({ ...c, name: `c${i + 1}` }));
@@ -366,8 +398,6 @@ export function generateScenario(seed: number, profile: string, caseName?: strin
   const healUs = shape.int(6, 12) * S;
   const timeline: Timeline = { healUs, trafficEndUs: healUs + 3 * S, livenessBoundUs: 10 * S };
   let faults: Fault[];
-  const pattern = caseName ? CASES.find((c) => c.name === caseName) : undefined;
-  if (caseName && !pattern) throw new RangeError(`unknown case '${caseName}'`);
   if (pattern) faults = pattern.faults(names, FAULTS_START_US + S, healUs);
   else {
     // swarm: a random subset of the menu, each at a random weight

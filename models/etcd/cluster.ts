@@ -432,6 +432,12 @@ export class EtcdCluster {
     const oldId = this.memberIds[slot] as number;
     const endUs = this.sim.nowUs + deadlineUs;
     const others = () => this.nodes.filter((_, i) => i !== slot);
+    // a lone member cannot be removed: no one is left to take the request (a scenario
+    // file can still ask; generated ones do not: the cases need 3 members)
+    if (others().length === 0) {
+      done(false, "a one-member cluster has no other member to remove it through");
+      return;
+    }
     this.replacing.add(slot);
     const fail = (why: string) => {
       this.replacing.delete(slot);

@@ -43,7 +43,7 @@ export async function fuzz(argv: readonly string[], io: Io): Promise<ExitCode> {
   if (from + count - 1 > Number.MAX_SAFE_INTEGER) throw new UsageError("--from + --seeds goes past 2^53-1");
   const jobs = values.jobs === undefined ? defaultJobs() : parseCount(values.jobs, "--jobs");
   const profile = checkProfile(values.profile);
-  const caseName = checkCase(values.case);
+  const caseName = checkCase(values.case, profile);
   const bugs = checkBugs(values.bug);
   const out = values.out ?? ".etcd-dst/found";
   const shard = values.shard === undefined ? { index: 0, count: 1 } : parseShard(values.shard);

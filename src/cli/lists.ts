@@ -59,7 +59,7 @@ export function scenario(argv: readonly string[], io: Io): ExitCode {
   const sc = seedScenario(
     parseSeed(values.seed),
     checkProfile(values.profile),
-    checkCase(values.case),
+    checkCase(values.case, checkProfile(values.profile)),
     checkBugs(values.bug),
   );
   io.out(scenarioToJson(sc));

@@ -72,7 +72,8 @@ export function run(argv: readonly string[], io: Io): ExitCode {
   const { values } = parseFlags(argv, FLAGS);
   if (values.seed === undefined) throw new UsageError("run needs --seed N");
   const seed = parseSeed(values.seed);
-  const sc = seedScenario(seed, checkProfile(values.profile), checkCase(values.case), checkBugs(values.bug));
+  const profile = checkProfile(values.profile);
+  const sc = seedScenario(seed, profile, checkCase(values.case, profile), checkBugs(values.bug));
   const budget = values.budget === undefined ? undefined : parseCount(values.budget, "--budget");
   return execute(sc, io, values.json ?? false, budget, values.out, values.report);
 }

@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { BUG_NAMES } from "../../models/bugs.js";
 import { CASES } from "../cases.js";
 import type { Violation } from "../check/artifacts.js";
-import { generateScenario, PROFILE_NAMES } from "../profiles.js";
+import { caseMismatch, generateScenario, PROFILE_NAMES } from "../profiles.js";
 import type { RunResult } from "../runner.js";
 import { parseScenario, type Scenario, ScenarioError, scenarioToJson } from "../scenario.js";
 import { Exit, type ExitCode, parseSeed, UsageError } from "./common.js";
@@ -24,10 +24,12 @@ export function checkBugs(names: readonly string[] | undefined): string[] {
   return bugs;
 }
 
-export function checkCase(name: string | undefined): string | undefined {
+export function checkCase(name: string | undefined, profile: string): string | undefined {
   if (name === undefined) return undefined;
   if (!CASES.some((c) => c.name === name))
     throw new UsageError(`unknown case '${name}' (known: ${CASES.map((c) => c.name).join(", ")})`);
+  const mismatch = caseMismatch(name, profile);
+  if (mismatch) throw new UsageError(mismatch);
   return name;
 }
 
@@ -72,7 +74,7 @@ export function chooseScenario(
     return seedScenario(
       parseSeed(v.seed as string),
       checkProfile(v.profile),
-      checkCase(v.case),
+      checkCase(v.case, checkProfile(v.profile)),
       checkBugs(v.bug),
     );
   if (v.profile !== undefined || v.case !== undefined)

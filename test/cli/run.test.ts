@@ -41,6 +41,10 @@ test("bad input exits 2 with one line naming the problem", async () => {
     [["run", "--seed", "1", "--profile", "nope"], /unknown profile 'nope' \(known: etcd, kubernetes/],
     [["run", "--seed", "1", "--bug", "nope"], /unknown bug 'nope' \(known: .*vote-granted-before-persist/],
     [["run", "--seed", "1", "--case", "NOPE"], /unknown case 'NOPE'/],
+    [
+      ["fuzz", "--profile", "single-node", "--case", "SIGQUIT_AND_REMOVE_LEADER"],
+      /case SIGQUIT_AND_REMOVE_LEADER needs a cluster of 3 members or more; profile single-node runs 1/,
+    ],
     [["replay", "/nonexistent.json"], /cannot read/],
     [["fuzz", "--shard", "3/2"], /--shard must be I\/N/],
     [["fuzz", "--seed-timeout", "10"], /duration with a unit/],
@@ -228,6 +232,36 @@ test("shrink: exit 1 when the input does not fail; the JSON document and a repla
     replayed.violations.some((v: { checker: string }) => v.checker === doc.checker),
     "the shrunk file fails with the same checker",
   );
+});
+
+test("a case that needs 3 members never runs on fewer; other seeds keep their profile", async () => {
+  const { generateScenario, resolveProfile } = await import("../../src/profiles.js");
+  let moved = 0;
+  for (let seed = 3000; seed < 3060; seed++) {
+    const plain = resolveProfile(seed, "mixed");
+    const sc = generateScenario(seed, "mixed", "SIGQUIT_AND_REMOVE_ONE_FOLLOWER");
+    assert.ok(sc.cluster.members >= 3, `seed ${seed}: ${sc.profile} with ${sc.cluster.members}`);
+    if (plain === "single-node") moved++;
+    else assert.is(sc.profile, plain, `seed ${seed} keeps its profile`);
+  }
+  assert.ok(moved > 0, "some seeds would have drawn single-node");
+  // backup runs 1 or 3 members: with the case, always 3
+  for (let seed = 1; seed < 20; seed++)
+    assert.is(generateScenario(seed, "backup", "SIGQUIT_AND_REMOVE_LEADER").cluster.members, 3);
+  // a scenario file may still ask a lone member to be replaced: nothing happens, no crash
+  const sc = generateScenario(3013, "single-node");
+  const dir = scratchDir();
+  const file = join(dir, "lone.json");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      ...sc,
+      faults: [{ kind: "member-replace", node: "m1", atUs: 3_000_000, durationUs: 0 }],
+    }),
+  );
+  const r = await cli("replay", file, "--json");
+  assert.is(r.code, 0, r.err);
+  assert.is(JSON.parse(r.out).verdict, "ok");
 });
 
 test.run();
