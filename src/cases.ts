@@ -10,6 +10,8 @@ export interface FaultCase {
   readonly faults: (members: readonly string[], atUs: number, healUs: number) => Fault[];
   /** The smallest cluster the pattern means anything on (default 1). */
   readonly minMembers?: number;
+  /** Profiles it does not run in, and why. */
+  readonly notIn?: { readonly profiles: readonly string[]; readonly why: string };
 }
 
 const S = 1_000_000;
@@ -110,6 +112,10 @@ export const CASES: readonly FaultCase[] = [
     summary:
       "save the leader's snapshot; a second later kill every member and remove its data; restore the snapshot as a new one-member cluster and add the others back one by one (writes after the snapshot are lost by design)",
     faults: (_members, atUs) => [{ kind: "restore-from-scratch", node: "@leader", atUs, durationUs: 0 }],
+    notIn: {
+      profiles: ["backup"],
+      why: "there the backup sidecars restore members themselves, from their own store (docs/backup.md)",
+    },
   },
   ...WHO.map(blackhole),
   ...WHO.map(delay),

@@ -340,10 +340,10 @@ function defaultCluster(members: number): ClusterPlan {
 }
 
 /**
- * The profile a seed runs in: `mixed` picks one from the seed. With `minMembers` (a
- * fault case's), a pick whose clusters are all smaller is drawn again among the others.
+ * The profile a seed runs in: `mixed` picks one from the seed. With a fault case, a pick
+ * the case cannot run in (clusters too small) is drawn again among the others.
  */
-export function resolveProfile(seed: number, profile: string, minMembers = 1): string {
+export function resolveProfile(seed: number, profile: string, caseName?: string): string {
   if (profile !== "mixed") return profile;
   const pick = (stream: string, choices: readonly (readonly [string, number])[]) => {
     const rng = new Random(String(seed)).fork(stream);
@@ -355,17 +355,21 @@ export function resolveProfile(seed: number, profile: string, minMembers = 1): s
     }
     return "etcd";
   };
+  const fits = (name: string) => caseName === undefined || caseMismatch(caseName, name) === null;
   const first = pick("profile", MIXED);
-  if (fitsCluster(first, minMembers)) return first;
+  if (fits(first)) return first;
   return pick(
-    "profile/large-enough",
-    MIXED.filter(([name]) => fitsCluster(name, minMembers)),
+    "profile/for-case",
+    MIXED.filter(([name]) => fits(name)),
   );
 }
 
 /** Why a fault case cannot run in a profile (null: it can; `mixed` always can). */
 export function caseMismatch(caseName: string, profile: string): string | null {
-  const min = CASES.find((c) => c.name === caseName)?.minMembers ?? 1;
+  const c = CASES.find((x) => x.name === caseName);
+  if (c?.notIn?.profiles.includes(profile))
+    return `case ${caseName} does not run in profile ${profile}: ${c.notIn.why}`;
+  const min = c?.minMembers ?? 1;
   if (profile === "mixed" || fitsCluster(profile, min)) return null;
   const sizes = PROFILES.find((p) => p.name === profile)?.members ?? [];
   return `case ${caseName} needs a cluster of ${min} members or more; profile ${profile} runs ${[...new Set(sizes)].join(" or ")}`;
@@ -381,7 +385,7 @@ export function generateScenario(seed: number, profile: string, caseName?: strin
   const pattern = caseName ? CASES.find((c) => c.name === caseName) : undefined;
   if (caseName && !pattern) throw new RangeError(`unknown case '${caseName}'`);
   const minMembers = pattern?.minMembers ?? 1;
-  const name = resolveProfile(seed, profile, minMembers);
+  const name = resolveProfile(seed, profile, caseName);
   const spec = PROFILES.find((p) => p.name === name);
   if (!spec) throw new RangeError(`unknown profile '${profile}'`);
   const mismatch = caseName ? caseMismatch(caseName, name) : null;

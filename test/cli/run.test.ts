@@ -45,6 +45,18 @@ test("bad input exits 2 with one line naming the problem", async () => {
       ["fuzz", "--profile", "single-node", "--case", "SIGQUIT_AND_REMOVE_LEADER"],
       /case SIGQUIT_AND_REMOVE_LEADER needs a cluster of 3 members or more; profile single-node runs 1/,
     ],
+    [
+      [
+        "run",
+        "--seed",
+        "1",
+        "--profile",
+        "backup",
+        "--case",
+        "SIGQUIT_AND_REMOVE_QUORUM_AND_RESTORE_LEADER_SNAPSHOT_FROM_SCRATCH",
+      ],
+      /does not run in profile backup: there the backup sidecars restore members themselves/,
+    ],
     [["replay", "/nonexistent.json"], /cannot read/],
     [["fuzz", "--shard", "3/2"], /--shard must be I\/N/],
     [["fuzz", "--seed-timeout", "10"], /duration with a unit/],
