@@ -22,7 +22,11 @@ export class RaftInvariants {
   /** term → the node that led it */
   private readonly leaders = new Map<number, string>();
   /** index → (term → digest) of every entry any node persisted or created */
-  private readonly seen = new Map<number, Map<number, number>>();
+  // log matching: the first (term, digest) persisted at each index (dense arrays: one
+  // entry per index, no map each), and any other term's there (a replaced tail: rare)
+  private readonly seenTerm: number[] = [];
+  private readonly seenDigest: number[] = [];
+  private readonly seenOther = new Map<number, Map<number, number>>();
   /** index → term and digest of the committed entry there */
   private readonly committedTerm: number[] = [];
   private readonly committedDigest: number[] = [];
@@ -111,14 +115,19 @@ export class RaftInvariants {
   entriesPersisted(node: string, entries: readonly Entry[]): void {
     for (const e of entries) {
       const digest = entryDigest(e);
-      let byTerm = this.seen.get(e.index);
-      if (!byTerm) {
-        byTerm = new Map();
-        this.seen.set(e.index, byTerm);
+      const first = this.seenTerm[e.index];
+      let prior: number | undefined;
+      if (first === undefined) {
+        this.seenTerm[e.index] = e.term;
+        this.seenDigest[e.index] = digest;
+      } else if (first === e.term) prior = this.seenDigest[e.index];
+      else {
+        let byTerm = this.seenOther.get(e.index);
+        if (!byTerm) this.seenOther.set(e.index, (byTerm = new Map()));
+        prior = byTerm.get(e.term);
+        if (prior === undefined) byTerm.set(e.term, digest);
       }
-      const prior = byTerm.get(e.term);
-      if (prior === undefined) byTerm.set(e.term, digest);
-      else if (prior !== digest) {
+      if (prior !== undefined && prior !== digest) {
         this.report("raft.log-matching", node, `entry ${e.index} of term ${e.term} differs between nodes`, {
           index: e.index,
           term: e.term,
@@ -209,7 +218,7 @@ export class RaftInvariants {
     this.electedBefore += this.leaders.size;
     for (const m of [
       this.leaders,
-      this.seen,
+      this.seenOther,
       this.commitByTerm,
       this.leaderLast,
       this.durable,
@@ -218,6 +227,8 @@ export class RaftInvariants {
       m.clear();
     this.committedTerm.length = 0;
     this.committedDigest.length = 0;
+    this.seenTerm.length = 0;
+    this.seenDigest.length = 0;
     this.maxCommitted = 0;
   }
 

@@ -59,6 +59,12 @@ test("log matching: the same index and term with different data is reported", ()
   assert.equal(reports, []);
   inv.entriesPersisted("m3", [entry(2, 1, "other")]);
   assert.equal(reports, ["raft.log-matching@m3"]);
+  // a replaced tail: another term at an index is fine, but that term's entry must match too
+  inv.entriesPersisted("m1", [entry(3, 3, "new")]);
+  inv.entriesPersisted("m2", [entry(3, 3, "new")]);
+  assert.equal(reports, ["raft.log-matching@m3"]);
+  inv.entriesPersisted("m3", [entry(3, 3, "newer")]);
+  assert.equal(reports, ["raft.log-matching@m3", "raft.log-matching@m3"]);
 });
 
 test("leader append-only: a leader rewriting its log within its term is reported", () => {
