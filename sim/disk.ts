@@ -117,7 +117,7 @@ class Buf {
 
 // Short-lived byte buffers (writes waiting for an fsync, WAL records) carved out of
 // shared slabs: a typed array over 64 bytes otherwise costs V8 an off-heap allocation
-// and a finalizer each. A slab lives as long as any buffer cut from it.
+// each. A slab lives as long as any buffer cut from it.
 const SLAB_BYTES = 256 * 1024;
 let slab = new Uint8Array(SLAB_BYTES);
 let slabUsed = 0;

@@ -341,7 +341,7 @@ function defaultCluster(members: number): ClusterPlan {
 
 /**
  * The profile a seed runs in: `mixed` picks one from the seed. With a fault case, a pick
- * the case cannot run in (clusters too small) is drawn again among the others.
+ * the case cannot run in (clusters too small, or refused) is drawn again among the others.
  */
 export function resolveProfile(seed: number, profile: string, caseName?: string): string {
   if (profile !== "mixed") return profile;
@@ -370,14 +370,9 @@ export function caseMismatch(caseName: string, profile: string): string | null {
   if (c?.notIn?.profiles.includes(profile))
     return `case ${caseName} does not run in profile ${profile}: ${c.notIn.why}`;
   const min = c?.minMembers ?? 1;
-  if (profile === "mixed" || fitsCluster(profile, min)) return null;
-  const sizes = PROFILES.find((p) => p.name === profile)?.members ?? [];
+  const sizes = PROFILES.find((p) => p.name === profile)?.members;
+  if (!sizes || sizes.some((n) => n >= min)) return null;
   return `case ${caseName} needs a cluster of ${min} members or more; profile ${profile} runs ${[...new Set(sizes)].join(" or ")}`;
-}
-
-/** Whether a profile can run a cluster of at least `minMembers`. */
-function fitsCluster(profile: string, minMembers: number): boolean {
-  return PROFILES.find((p) => p.name === profile)?.members.some((n) => n >= minMembers) ?? true;
 }
 
 /** The scenario of a seed. Depends on the seed, the profile and the case only. */

@@ -26,7 +26,7 @@ import { type ClientConfig, DEFAULT_CLIENT, EtcdClient } from "../client/client.
 import type { KeyValue } from "../client/history.js";
 import { HistoryRecorder } from "../client/recorder.js";
 import { RaftInvariants } from "../raft/invariants.js";
-import { DEFAULT_RAFT_NODE } from "../raft/node.js";
+import { electionTimeoutUs } from "../raft/node.js";
 import { payloadRanges } from "../raft/wal.js";
 import type { MaintenanceResult } from "./protocol.js";
 import {
@@ -432,12 +432,6 @@ export class EtcdCluster {
     const oldId = this.memberIds[slot] as number;
     const endUs = this.sim.nowUs + deadlineUs;
     const others = () => this.nodes.filter((_, i) => i !== slot);
-    // a lone member cannot be removed: no one is left to take the request (a scenario
-    // file can still ask; generated ones do not: the cases need 3 members)
-    if (others().length === 0) {
-      done(false, "a one-member cluster has no other member to remove it through");
-      return;
-    }
     this.replacing.add(slot);
     const fail = (why: string) => {
       this.replacing.delete(slot);
@@ -574,7 +568,9 @@ export class EtcdCluster {
           this.newRecord(this.names[i] as string, newId);
           this.sim.restart(this.nodes[i] as number);
           this.replacing.delete(i);
-          this.sim.after(5 * this.electionTimeoutUs(), "restore.next-member", () => add(k + 1));
+          this.sim.after(5 * electionTimeoutUs(this.serverConfig.raft ?? {}), "restore.next-member", () =>
+            add(k + 1),
+          );
         },
         fail,
         endUs,
@@ -586,13 +582,6 @@ export class EtcdCluster {
       else this.sim.after(100_000, "restore.wait-serving", serving);
     };
     serving();
-  }
-
-  private electionTimeoutUs(): number {
-    const raft = this.serverConfig.raft ?? {};
-    return (
-      (raft.electionTicks ?? DEFAULT_RAFT_NODE.electionTicks) * (raft.tickUs ?? DEFAULT_RAFT_NODE.tickUs)
-    );
   }
 
   /** A membership call on one of `targets()`, retried every 0.5 s until `ok` says it took. */
@@ -612,6 +601,12 @@ export class EtcdCluster {
         return;
       }
       const list = targets();
+      // a lone member cannot be removed: no one is left to take the request (a scenario
+      // file can still ask; generated ones do not: those cases need 3 members)
+      if (list.length === 0) {
+        fail(`no member to take the member ${op.type}`);
+        return;
+      }
       const node = list[attempt++ % list.length] as number;
       admin.maintenance(node, op, (r) => {
         if (r.type !== "error" && ok(r)) next();

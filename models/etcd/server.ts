@@ -24,7 +24,13 @@ import type {
 } from "../client/history.js";
 import { decode, decodeShared, encode, encodeShared } from "../codec.js";
 import type { RaftInvariants } from "../raft/invariants.js";
-import { DEFAULT_RAFT_NODE, type RaftApp, RaftNode, type RaftNodeConfig } from "../raft/node.js";
+import {
+  DEFAULT_RAFT_NODE,
+  electionTimeoutUs,
+  type RaftApp,
+  RaftNode,
+  type RaftNodeConfig,
+} from "../raft/node.js";
 import {
   type ConfChange,
   ConfChangeType,
@@ -232,9 +238,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
       },
       { batchLimit: cfg.compactionBatchLimit, batchIntervalUs: cfg.compactionBatchIntervalUs },
     );
-    const electionUs =
-      (cfg.raft.electionTicks ?? DEFAULT_RAFT_NODE.electionTicks) *
-      (cfg.raft.tickUs ?? DEFAULT_RAFT_NODE.tickUs);
+    const electionUs = electionTimeoutUs(cfg.raft);
     this.lessor = new Lessor(this.backend, Math.ceil((1.5 * electionUs) / 1_000_000));
     this.watch = new WatchableStore(this.mvcc, this.watchHost(), {
       minRevStale: cfg.bugs.has("watch-minrev-stale-on-restore"),
@@ -380,9 +384,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
       this.ctx.setTimer(this.cfg.progressNotifyIntervalUs, "watch.progress", progress);
     };
     this.ctx.setTimer(this.cfg.progressNotifyIntervalUs, "watch.progress", progress);
-    const electionUs =
-      (this.cfg.raft.electionTicks ?? DEFAULT_RAFT_NODE.electionTicks) *
-      (this.cfg.raft.tickUs ?? DEFAULT_RAFT_NODE.tickUs);
+    const electionUs = electionTimeoutUs(this.cfg.raft);
     const monitorLeader = () => {
       if (this.lead === 0) this.cancelRequireLeaderStreams();
       this.ctx.setTimer(electionUs, "watch.monitor-leader", monitorLeader);
@@ -872,10 +874,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
       // the new leader's empty entry: its lessor becomes primary (leases restart)
       this.setCi(e);
       if (this.raft.isLeader && this.raft.term === e.term) {
-        const electionUs =
-          (this.cfg.raft.electionTicks ?? DEFAULT_RAFT_NODE.electionTicks) *
-          (this.cfg.raft.tickUs ?? DEFAULT_RAFT_NODE.tickUs);
-        this.lessor.promote(this.ctx.monoUs(), electionUs);
+        this.lessor.promote(this.ctx.monoUs(), electionTimeoutUs(this.cfg.raft));
       }
       return;
     }

@@ -75,6 +75,11 @@ export interface RaftNodeConfig {
   readonly invariants: RaftInvariants | null;
 }
 
+/** The election timeout of a (partial) config, defaults filled in. */
+export function electionTimeoutUs(raft: Partial<Pick<RaftNodeConfig, "tickUs" | "electionTicks">>): number {
+  return (raft.electionTicks ?? DEFAULT_RAFT_NODE.electionTicks) * (raft.tickUs ?? DEFAULT_RAFT_NODE.tickUs);
+}
+
 /** etcd's defaults, with snapshots and WAL segments small enough for simulated runs. */
 export const DEFAULT_RAFT_NODE: Omit<RaftNodeConfig, "id" | "initialPeers" | "route" | "invariants"> = {
   dir: "member",
