@@ -128,7 +128,7 @@ function touchedKeys(s: EtcdState, r: KvRequest, into: Set<string>): void {
     case "range":
     case "delete":
       if (r.rangeEnd) {
-        for (const k of s.keys) if (inRange(k, r.key, r.rangeEnd) && into.size < 8) into.add(k);
+        for (const k of s.kvs.keys) if (inRange(k, r.key, r.rangeEnd) && into.size < 8) into.add(k);
       } else into.add(r.key);
       return;
     case "put":

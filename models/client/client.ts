@@ -558,7 +558,7 @@ export class EtcdClient implements NodeProgram {
       this.watchProgress(w, m);
       return;
     }
-    this.cfg.recorder.watchResponse(w.record, { member: m.member, revision: m.revision, events: m.events });
+    this.cfg.recorder.watchEvents(w.record, m.member, m.revision, m.events);
     const last = m.events[m.events.length - 1];
     if (last) w.nextRev = Math.max(w.nextRev, last.kv.modRevision + 1);
     w.listener.onEvents?.(m.events, m.revision);

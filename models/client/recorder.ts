@@ -13,6 +13,7 @@ import {
   type LockRecord,
   type Operation,
   SERVER_CLIENT,
+  type WatchEvent,
   type WatchRecord,
   type WatchRequest,
   type WatchResponse,
@@ -112,6 +113,11 @@ export class HistoryRecorder {
 
   watchResponse(watch: number, r: Omit<WatchResponse, "atUs">): void {
     this.watches[watch]?.responses.push({ atUs: this.nowUs(), ...r });
+  }
+
+  /** `watchResponse` for the common case, events, built without a spread (the hottest record). */
+  watchEvents(watch: number, member: string, revision: number, events: readonly WatchEvent[]): void {
+    this.watches[watch]?.responses.push({ atUs: this.nowUs(), member, revision, events });
   }
 
   keepAlive(r: KeepAliveRecord): void {

@@ -35,6 +35,18 @@ export interface StoredKv {
   readonly lease: number;
 }
 
+/** A copy for a reader, field by field: one shape, and no spread (V8's slow path). */
+export function copyKv(kv: StoredKv, value = kv.value): KeyValue {
+  return {
+    key: kv.key,
+    value,
+    createRevision: kv.createRevision,
+    modRevision: kv.modRevision,
+    version: kv.version,
+    lease: kv.lease,
+  };
+}
+
 interface Generation {
   ver: number;
   created: Rev;
@@ -291,7 +303,7 @@ export class Mvcc {
       // etcd's rangeKeys: "range failed to find revision pair" is Fatal
       if (!stored)
         this.host.fatal(`range failed to find revision pair ${f.rev.main}.${f.rev.sub} of ${f.key}`);
-      kvs.push(o.keysOnly ? { ...stored, value: "" } : { ...stored });
+      kvs.push(copyKv(stored, o.keysOnly ? "" : stored.value));
     }
     return { kvs, count, rev } satisfies RangeResult;
   }
@@ -303,7 +315,7 @@ export class Mvcc {
       const { rev, tombstone } = revOfKey(k as number);
       // rows read from disk were checked by restore(): no check on this watch path
       const kv = v as StoredKv;
-      return { rev, change: { type: tombstone ? "DELETE" : "PUT", kv: { ...kv } } };
+      return { rev, change: { type: tombstone ? "DELETE" : "PUT", kv: copyKv(kv) } };
     });
   }
 
@@ -522,13 +534,13 @@ export class WriteTxn {
     for (const [k, kv] of this.pending) {
       if (!inKeyRange(k, key, end)) continue;
       if (kv === null) byKey.delete(k);
-      else byKey.set(k, { ...kv });
+      else byKey.set(k, copyKv(kv));
     }
     const all = [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const limit = o.limit ?? 0;
     const shown = o.countOnly ? [] : limit > 0 ? all.slice(0, limit) : all;
     return {
-      kvs: o.keysOnly ? shown.map((kv) => ({ ...kv, value: "" })) : shown,
+      kvs: o.keysOnly ? shown.map((kv) => copyKv(kv, "")) : shown,
       count: all.length,
       rev: this.nextMain,
     } satisfies RangeResult;
@@ -558,7 +570,7 @@ export class WriteTxn {
     };
     this.store.backend.put("key", revKey(rev.main, rev.sub, false), kv);
     this.pending.set(key, kv);
-    this.changes.push({ type: "PUT", kv: { ...kv } });
+    this.changes.push({ type: "PUT", kv: copyKv(kv) });
     this.revs.push(rev);
     this.tombstones.push(false);
     return { prev };

@@ -416,7 +416,12 @@ export class WatchableStore {
       const noDelete = w.req.filters?.includes("NODELETE") ?? false;
       for (const e of r.events) {
         if ((e.type === "PUT" && noPut) || (e.type === "DELETE" && noDelete)) continue;
-        events.push(w.req.prevKv ? { ...e, ...this.prevKv(e.kv) } : e);
+        if (!w.req.prevKv) {
+          events.push(e);
+          continue;
+        }
+        const prevKv = this.prevKv(e.kv);
+        events.push(prevKv ? { type: e.type, kv: e.kv, prevKv } : { type: e.type, kv: e.kv });
       }
       if (events.length === 0 && r.events.length > 0) return; // everything filtered out
     } else if (r.watchId !== -1) {
@@ -438,9 +443,9 @@ export class WatchableStore {
   }
 
   /** prev_kv: the key at mod revision - 1, if not compacted. */
-  private prevKv(kv: KeyValue): { prevKv?: KeyValue } {
+  private prevKv(kv: KeyValue): KeyValue | undefined {
     const r = this.mvcc.range(kv.key, undefined, { rev: kv.modRevision - 1 });
-    if (!("kvs" in r) || r.kvs.length === 0) return {};
-    return { prevKv: r.kvs[0] as KeyValue };
+    if (!("kvs" in r) || r.kvs.length === 0) return undefined;
+    return r.kvs[0] as KeyValue;
   }
 }

@@ -89,6 +89,8 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
 }
 
 const EMPTY_DATA = new Uint8Array(0);
+const NO_MESSAGES: readonly Message[] = Object.freeze([]);
+const NO_READ_STATES: readonly ReadState[] = Object.freeze([]);
 
 export class Raft {
   readonly id: number;
@@ -932,10 +934,14 @@ export class RawNode {
 
   hasReady(): boolean {
     const r = this.raft;
-    const ss = r.softState();
-    if (ss.lead !== this.prevSoftState.lead || ss.state !== this.prevSoftState.state) return true;
-    const hs = r.hardState();
-    if (!hardStateEqual(hs, this.prevHardState) && (hs.term !== 0 || hs.vote !== 0 || hs.commit !== 0))
+    const ps = this.prevSoftState;
+    if (r.lead !== ps.lead || r.state !== ps.state) return true;
+    const ph = this.prevHardState;
+    const commit = r.raftLog.committed;
+    if (
+      (r.term !== ph.term || r.vote !== ph.vote || commit !== ph.commit) &&
+      (r.term !== 0 || r.vote !== 0 || commit !== 0)
+    )
       return true;
     if (r.raftLog.nextUnstableSnapshot() !== null) return true;
     if (r.msgs.length > 0 || r.msgsAfterAppend.length > 0) return true;
@@ -946,31 +952,35 @@ export class RawNode {
   ready(): Ready {
     if (this.inReady) throw new RaftPanic("ready() called before advance()");
     const r = this.raft;
-    const ss = r.softState();
-    const hs = r.hardState();
+    // called after every step: nothing is allocated for what did not change
+    const ps = this.prevSoftState;
+    const ph = this.prevHardState;
+    const softChanged = r.lead !== ps.lead || r.state !== ps.state;
+    const hardChanged = r.term !== ph.term || r.vote !== ph.vote || r.raftLog.committed !== ph.commit;
+    const ss = softChanged ? r.softState() : ps;
+    const hs = hardChanged ? r.hardState() : ph;
     const entries = r.raftLog.nextUnstableEnts();
     const committedEntries = r.raftLog.nextCommittedEnts(true, r.maxCommittedSizePerReady);
-    const softChanged = ss.lead !== this.prevSoftState.lead || ss.state !== this.prevSoftState.state;
-    const hardChanged = !hardStateEqual(hs, this.prevHardState);
+    const afterAppend = r.msgsAfterAppend;
     const rd: Ready = {
       softState: softChanged ? ss : null,
       hardState: hardChanged ? hs : null,
-      readStates: r.readStates,
+      readStates: r.readStates.length > 0 ? r.readStates : NO_READ_STATES,
       entries,
       snapshot: r.raftLog.nextUnstableSnapshot(),
       committedEntries,
-      messages: r.msgs,
-      messagesAfterPersist: r.msgsAfterAppend.filter((m) => m.to !== r.id),
-      mustSync:
-        entries.length > 0 || hs.vote !== this.prevHardState.vote || hs.term !== this.prevHardState.term,
+      messages: r.msgs.length > 0 ? r.msgs : NO_MESSAGES,
+      messagesAfterPersist: afterAppend.length > 0 ? afterAppend.filter((m) => m.to !== r.id) : NO_MESSAGES,
+      mustSync: entries.length > 0 || hs.vote !== ph.vote || hs.term !== ph.term,
     };
     // accept it
     if (softChanged) this.prevSoftState = ss;
     if (hardChanged) this.prevHardState = hs;
-    for (const m of r.msgsAfterAppend) if (m.to === r.id) this.stepsOnAdvance.push(m);
-    r.readStates = [];
-    r.msgs = [];
-    r.msgsAfterAppend = [];
+    for (const m of afterAppend) if (m.to === r.id) this.stepsOnAdvance.push(m);
+    // the Ready keeps the arrays it took; an empty one stays with raft
+    if (r.readStates.length > 0) r.readStates = [];
+    if (r.msgs.length > 0) r.msgs = [];
+    if (afterAppend.length > 0) r.msgsAfterAppend = [];
     r.raftLog.acceptUnstable();
     const lastCommitted = committedEntries[committedEntries.length - 1];
     if (lastCommitted) r.raftLog.acceptApplying(lastCommitted.index);

@@ -182,9 +182,23 @@ export class ProgressTracker {
   committed(): number {
     const n = this.voters.length;
     if (n === 0) return Number.MAX_SAFE_INTEGER;
-    const matches = this.voters.map((id) => this.progress.get(id)?.match ?? 0).sort((a, b) => b - a);
-    return matches[this.quorum() - 1] as number;
+    // called on every append response: an insertion sort (descending) into a reused
+    // buffer, where map + sort allocated two arrays each time
+    let m = this.matchScratch;
+    if (m.length < n) m = this.matchScratch = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = this.progress.get(this.voters[i] as number)?.match ?? 0;
+      let j = i;
+      while (j > 0 && (m[j - 1] as number) < v) {
+        m[j] = m[j - 1] as number;
+        j--;
+      }
+      m[j] = v;
+    }
+    return m[this.quorum() - 1] as number;
   }
+
+  private matchScratch = new Float64Array(8);
 
   /** Whether a quorum of voters was recently active (CheckQuorum). */
   quorumActive(selfId: number): boolean {

@@ -165,7 +165,7 @@ export function notCommitted(epochs: readonly Epoch[], refs: readonly Reference[
   const committed = j >= 0 ? (refs[j] as Reference).stateAt(start.revision) : null;
   if (!committed) return [];
   const problems: string[] = [];
-  for (const key of new Set([...committed.keys, ...start.keys])) {
+  for (const key of new Set([...committed.kvs.keys, ...start.kvs.keys])) {
     const want = keyValueAt(committed, key);
     const have = keyValueAt(start, key);
     if (want?.value !== have?.value || want?.modRevision !== have?.modRevision)

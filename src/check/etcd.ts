@@ -83,12 +83,55 @@ interface Kv {
   readonly lease: number;
 }
 
+/**
+ * A state's keys in ascending order with their values, as two parallel arrays: a change
+ * copies both with a slice (a memcpy) where a Map copy rehashed every key, and the
+ * specification copies a state on every write it tries.
+ */
+export class KvTable {
+  static readonly empty = new KvTable([], []);
+
+  constructor(
+    readonly keys: readonly string[],
+    readonly values: readonly Kv[],
+  ) {}
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  /** The key's position, or -(insertion point) - 1 when absent. */
+  find(key: string): number {
+    return findKey(this.keys, key);
+  }
+
+  get(key: string): Kv | undefined {
+    const i = findKey(this.keys, key);
+    return i >= 0 ? this.values[i] : undefined;
+  }
+
+  has(key: string): boolean {
+    return findKey(this.keys, key) >= 0;
+  }
+}
+
+function findKey(keys: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const k = keys[mid] as string;
+    if (k === key) return mid;
+    if (k < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return -lo - 1;
+}
+
 export interface EtcdState {
   readonly revision: number;
   readonly compactRevision: number;
-  readonly kvs: ReadonlyMap<string, Kv>;
-  /** Keys in ascending order. */
-  readonly keys: readonly string[];
+  readonly kvs: KvTable;
   readonly leases: LeaseSet;
   /** XOR of per-key and per-lease hashes, kept as the state changes. */
   readonly contentHash: number;
@@ -97,8 +140,7 @@ export interface EtcdState {
 export const INITIAL_ETCD_STATE: EtcdState = {
   revision: 1,
   compactRevision: -1,
-  kvs: new Map(),
-  keys: [],
+  kvs: KvTable.empty,
   leases: LeaseSet.empty,
   contentHash: 0,
 };
@@ -110,19 +152,21 @@ export function etcdStateOf(o: {
   readonly kvs: readonly KeyValue[];
   readonly leases: readonly number[];
 }): EtcdState {
-  const kvs = new Map<string, Kv>();
-  let contentHash = 0;
-  for (const x of o.kvs) {
-    const kv: Kv = {
+  const byKey = new Map<string, Kv>();
+  for (const x of o.kvs)
+    byKey.set(x.key, {
       value: x.value,
       createRevision: x.createRevision,
       modRevision: x.modRevision,
       version: x.version,
       lease: x.lease,
-    };
-    kvs.set(x.key, kv);
-    contentHash ^= kvHash(x.key, kv);
-  }
+    });
+  const keys = [...byKey.keys()].sort();
+  const values = keys.map((k) => byKey.get(k) as Kv);
+  let contentHash = 0;
+  keys.forEach((k, i) => {
+    contentHash ^= kvHash(k, values[i] as Kv);
+  });
   let leases = LeaseSet.empty;
   for (const id of o.leases) {
     leases = leases.with(id, true);
@@ -131,8 +175,7 @@ export function etcdStateOf(o: {
   return {
     revision: o.revision,
     compactRevision: o.compactRevision,
-    kvs,
-    keys: [...kvs.keys()].sort(),
+    kvs: new KvTable(keys, values),
     leases,
     contentHash,
   };
@@ -172,10 +215,10 @@ export function keyValueAt(state: EtcdState, key: string): KeyValue | undefined 
   return kv ? toKeyValue(key, kv) : undefined;
 }
 
-/** A state under construction: copies the maps on the first change only. */
+/** A state under construction: copies the key table on the first change only. */
 class Draft {
-  kvs: Map<string, Kv> | null = null;
   keys: string[] | null = null;
+  values: Kv[] | null = null;
   leases: LeaseSet;
   contentHash: number;
   changed = false;
@@ -186,40 +229,49 @@ class Draft {
   }
 
   get(key: string): Kv | undefined {
-    return (this.kvs ?? this.base.kvs).get(key);
+    if (this.keys === null) return this.base.kvs.get(key);
+    const i = findKey(this.keys, key);
+    return i >= 0 ? (this.values as Kv[])[i] : undefined;
   }
 
   currentKeys(): readonly string[] {
-    return this.keys ?? this.base.keys;
+    return this.keys ?? this.base.kvs.keys;
   }
 
   hasLease(id: number): boolean {
     return this.leases.has(id);
   }
 
+  private own(): void {
+    if (this.keys !== null) return;
+    this.keys = this.base.kvs.keys.slice();
+    this.values = this.base.kvs.values.slice();
+  }
+
   put(key: string, kv: Kv): void {
-    const kvs = (this.kvs ??= new Map(this.base.kvs));
-    const old = kvs.get(key);
-    if (old) this.contentHash ^= kvHash(key, old);
-    else {
-      const keys = (this.keys ??= [...this.base.keys]);
-      let i = keys.length;
-      while (i > 0 && (keys[i - 1] as string) > key) i--;
-      keys.splice(i, 0, key);
+    this.own();
+    const keys = this.keys as string[];
+    const values = this.values as Kv[];
+    const i = findKey(keys, key);
+    if (i >= 0) {
+      this.contentHash ^= kvHash(key, values[i] as Kv);
+      values[i] = kv;
+    } else {
+      keys.splice(-i - 1, 0, key);
+      values.splice(-i - 1, 0, kv);
     }
-    kvs.set(key, kv);
     this.contentHash ^= kvHash(key, kv);
     this.changed = true;
   }
 
   delete(key: string): void {
-    const kvs = (this.kvs ??= new Map(this.base.kvs));
-    const old = kvs.get(key);
-    if (!old) return;
-    this.contentHash ^= kvHash(key, old);
-    kvs.delete(key);
-    const keys = (this.keys ??= [...this.base.keys]);
-    keys.splice(keys.indexOf(key), 1);
+    const i = findKey(this.currentKeys(), key);
+    if (i < 0) return;
+    this.own();
+    const values = this.values as Kv[];
+    this.contentHash ^= kvHash(key, values[i] as Kv);
+    (this.keys as string[]).splice(i, 1);
+    values.splice(i, 1);
     this.changed = true;
   }
 
@@ -233,8 +285,7 @@ class Draft {
     return {
       revision,
       compactRevision,
-      kvs: this.kvs ?? this.base.kvs,
-      keys: this.keys ?? this.base.keys,
+      kvs: this.keys === null ? this.base.kvs : new KvTable(this.keys, this.values as Kv[]),
       leases: this.leases,
       contentHash: this.contentHash,
     };
@@ -454,7 +505,9 @@ export function applyRequest(s: EtcdState, req: KvRequest): Applied {
     case "lease-revoke": {
       if (!d.hasLease(req.id)) return { state: s, response: Errors.leaseNotFound };
       d.setLease(req.id, false);
-      for (const k of s.keys) if ((s.kvs.get(k) as Kv).lease === req.id) d.delete(k);
+      s.kvs.keys.forEach((k, i) => {
+        if ((s.kvs.values[i] as Kv).lease === req.id) d.delete(k);
+      });
       const revision = d.changed ? next : s.revision;
       return { state: d.build(revision, s.compactRevision), response: { type: "lease-revoke", revision } };
     }
@@ -554,10 +607,13 @@ export const etcdModel: Model<EtcdState, KvRequest, EtcdOutput> = {
       a.contentHash !== b.contentHash
     )
       return false;
-    if (a.keys.length !== b.keys.length || !a.leases.same(b.leases)) return false;
-    for (const [k, kv] of a.kvs) {
-      const o = b.kvs.get(k);
-      if (!o || !sameKv(toKeyValue(k, kv), toKeyValue(k, o))) return false;
+    if (a.kvs.size !== b.kvs.size || !a.leases.same(b.leases)) return false;
+    const ak = a.kvs.keys;
+    const bk = b.kvs.keys;
+    for (let i = 0; i < ak.length; i++) {
+      const k = ak[i] as string;
+      if (k !== bk[i] || !sameKv(toKeyValue(k, a.kvs.values[i] as Kv), toKeyValue(k, b.kvs.values[i] as Kv)))
+        return false;
     }
     return true;
   },
@@ -566,7 +622,7 @@ export const etcdModel: Model<EtcdState, KvRequest, EtcdOutput> = {
   describeOperation: (input, output, unknown) =>
     `${describeRequest(input)} -> ${unknown ? "?" : describeOutput(output)}`,
   describeState: (s) =>
-    `revision ${s.revision}, compacted at ${s.compactRevision}, ${s.keys.map((k) => `${k}=${(s.kvs.get(k) as Kv).value}@${(s.kvs.get(k) as Kv).modRevision}`).join(" ") || "no keys"}`,
+    `revision ${s.revision}, compacted at ${s.compactRevision}, ${s.kvs.keys.map((k, i) => `${k}=${(s.kvs.values[i] as Kv).value}@${(s.kvs.values[i] as Kv).modRevision}`).join(" ") || "no keys"}`,
 };
 
 export function describeRequest(r: KvRequest): string {

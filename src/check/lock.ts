@@ -36,7 +36,7 @@ export function checkLocks(
     else {
       const mine = state.kvs.get(r.key);
       let oldest: { key: string; create: number } | null = null;
-      for (const k of state.keys)
+      for (const k of state.kvs.keys)
         if (k.startsWith(under)) {
           const c = (state.kvs.get(k) as { createRevision: number }).createRevision;
           if (!oldest || c < oldest.create) oldest = { key: k, create: c };
@@ -96,7 +96,7 @@ export function checkLocks(
     const base = ref.stateAt(start - 1);
     if (!base) continue;
     const live = new Map<string, number>();
-    for (const k of base.keys)
+    for (const k of base.kvs.keys)
       if (k.startsWith(w.request.key))
         live.set(k, (base.kvs.get(k) as { createRevision: number }).createRevision);
     let leader = Number.NEGATIVE_INFINITY;

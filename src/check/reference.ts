@@ -191,7 +191,7 @@ function eventsOf(
     if (o.type === "put")
       out.push(withPrev({ type: "PUT", kv: keyValueAt(after, o.key) as KeyValue }, o.key));
     else if (o.type === "delete") {
-      for (const k of before.keys)
+      for (const k of before.kvs.keys)
         if (inRange(k, o.key, o.rangeEnd) && !after.kvs.has(k))
           out.push(withPrev({ type: "DELETE", kv: tombstone(k, rev) }, k));
     }
@@ -205,7 +205,7 @@ function eventsOf(
       if (response.type === "txn") for (const o of response.succeeded ? req.success : req.failure) op(o);
       break;
     case "lease-revoke":
-      for (const k of before.keys)
+      for (const k of before.kvs.keys)
         if (!after.kvs.has(k)) out.push(withPrev({ type: "DELETE", kv: tombstone(k, rev) }, k));
       break;
   }
