@@ -16,7 +16,6 @@ import {
   type Entry,
   EntryType,
   type HardState,
-  hardStateEqual,
   isEmptySnapshot,
   type Message,
   Msg,
