@@ -27,10 +27,6 @@ export interface HardState {
 
 export const EMPTY_HARD_STATE: HardState = { term: 0, vote: NONE, commit: 0 };
 
-export function hardStateEqual(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
-}
-
 /** Membership: etcd uses ConfChange v1 only, so there are no joint configurations. */
 export interface ConfState {
   readonly voters: readonly number[];
