@@ -242,6 +242,49 @@ test("watch.reliable: a missed committed event, and an event nothing committed",
   assert.ok(checkers(checkWatches(history([], [invented]), ref)).includes("watch.reliable"));
 });
 
+test("watch.reliable: a revision's events compare as a set of keys; one missing from it is caught", () => {
+  // one txn writes b then a at revision 2, a put of a follows at 3
+  const txnRef = new Reference(
+    lives([
+      {
+        request: {
+          type: "txn",
+          compare: [],
+          success: [put("b", "1"), put("a", "1")],
+          failure: [],
+        },
+      },
+      { request: put("a", "2") },
+    ]),
+  );
+  const B = kv("b", "1", 2, 2, 1);
+  const a1 = kv("a", "1", 2, 2, 1);
+  const a2 = kv("a", "2", 2, 3, 2);
+  // (created without a start revision: W7's first-event rule, which takes etcd's op order, is not in play)
+  const prefix = { key: "a", rangeEnd: "c", startRevision: 2 };
+  const inKeyOrder = watchRecord(prefix, [
+    created(1, 1),
+    resp(2, 3, [ev("PUT", a1), ev("PUT", B)]),
+    resp(3, 3, [ev("PUT", a2)]),
+  ]);
+  assert.equal(checkWatches(history([], [inKeyOrder]), txnRef), []);
+  const missing = watchRecord(prefix, [
+    created(1, 1),
+    resp(2, 3, [ev("PUT", B)]),
+    resp(3, 3, [ev("PUT", a2)]),
+  ]);
+  const vs = checkWatches(history([], [missing]), txnRef);
+  assert.equal(checkers(vs), ["watch.reliable"]);
+  assert.match(vs[0]?.message ?? "", /missed PUT a="1"@2/);
+  // out of revision order: reported as such, and the set of events still compared whole
+  const backwards = watchRecord(prefix, [
+    created(1, 1),
+    resp(2, 3, [ev("PUT", a2)]),
+    resp(3, 3, [ev("PUT", B), ev("PUT", a1)]),
+  ]);
+  assert.equal(checkers(checkWatches(history([], [backwards]), txnRef)), ["watch.ordered"]);
+});
+
 test("watch.resumable: after a resume from R, the first event is the first committed one at or after R", () => {
   const skipped = watchRecord({ key: "a", startRevision: 2 }, [
     created(1, 1, 2),
