@@ -50,7 +50,10 @@ function inRevisionAndKeyOrder(list: WatchEvent[]): WatchEvent[] {
       return list.sort(byRevisionAndKey);
   let start = 0;
   for (let i = 1; i <= list.length; i++) {
-    if (i < list.length && (list[i] as WatchEvent).kv.modRevision === (list[start] as WatchEvent).kv.modRevision)
+    if (
+      i < list.length &&
+      (list[i] as WatchEvent).kv.modRevision === (list[start] as WatchEvent).kv.modRevision
+    )
       continue;
     if (i - start > 1) {
       const run = list.slice(start, i).sort(byRevisionAndKey);
