@@ -511,16 +511,19 @@ export class Backend implements BackendTx {
 
 /** The last change of each (bucket, key): a commit record needs no more. */
 function dropRepeats(changes: readonly Change[]): Change[] {
-  const last = new Map<string, number>();
-  changes.forEach((c, i) => {
-    last.set(`${c.bucket}\0${c.key}`, i);
-  });
-  return changes.filter((c, i) => last.get(`${c.bucket}\0${c.key}`) === i);
+  // a map per bucket: keys stay numbers (a string per change cost a number-to-string each)
+  const last = new Map<Bucket, Map<Key, number>>();
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i] as Change;
+    let m = last.get(c.bucket);
+    if (m === undefined) last.set(c.bucket, (m = new Map()));
+    m.set(c.key, i);
+  }
+  return changes.filter((c, i) => last.get(c.bucket)?.get(c.key) === i);
 }
 
 const HEADER_BYTES = 12; // u32 length, u32 its complement, u32 CRC-32C of the body
 
-/** One commit record: header and body. */
 /** Fills in the header of a record whose body follows HEADER_BYTES of room (encodeAfter). */
 function frame(record: Uint8Array): Uint8Array {
   const body = record.subarray(HEADER_BYTES);

@@ -287,22 +287,17 @@ export class Mvcc {
     if (rev > atRev) return Errors.futureRevision;
     if (rev < this.compactMainRev) return Errors.compacted; // kvstore_txn.go rangeKeys: strictly below
     const limit = o.limit ?? 0;
-    const found: { key: string; rev: Rev }[] = [];
+    const kvs: KeyValue[] = [];
     let count = 0;
     for (const k of this.keysInRange(key, end)) {
       const hit = this.index.get(k)?.get(rev);
       if (!hit) continue;
       count++;
-      if (!o.countOnly && (limit <= 0 || found.length < limit)) found.push({ key: k, rev: hit.modified });
-    }
-    const kvs: KeyValue[] = [];
-    for (const f of found) {
-      const stored = this.backend.get("key", revKey(f.rev.main, f.rev.sub, false), write) as
-        | StoredKv
-        | undefined;
+      if (o.countOnly || (limit > 0 && kvs.length >= limit)) continue;
+      const at = hit.modified;
+      const stored = this.backend.get("key", revKey(at.main, at.sub, false), write) as StoredKv | undefined;
       // etcd's rangeKeys: "range failed to find revision pair" is Fatal
-      if (!stored)
-        this.host.fatal(`range failed to find revision pair ${f.rev.main}.${f.rev.sub} of ${f.key}`);
+      if (!stored) this.host.fatal(`range failed to find revision pair ${at.main}.${at.sub} of ${k}`);
       kvs.push(copyKv(stored, o.keysOnly ? "" : stored.value));
     }
     return { kvs, count, rev } satisfies RangeResult;

@@ -252,10 +252,17 @@ export class WatchableStore {
 
   /** A write transaction ended (etcd's notify): synced watchers get its events. */
   notify(rev: number, events: readonly WatchEvent[]): void {
-    for (const w of [...this.synced]) {
+    // (deleting the watcher being visited is safe in a Set iteration; nothing is added)
+    for (const w of this.synced) {
       // events below minRev were sent already (or come before a future watcher's start)
-      const evs = events.filter((e) => w.matches(e.kv.key) && e.kv.modRevision >= w.minRev);
-      if (evs.length === 0) continue;
+      let matching = 0;
+      for (const e of events) if (w.matches(e.kv.key) && e.kv.modRevision >= w.minRev) matching++;
+      if (matching === 0) continue;
+      // every event matches (a prefix watch, usually): the list itself, uncopied
+      const evs =
+        matching === events.length
+          ? events
+          : events.filter((e) => w.matches(e.kv.key) && e.kv.modRevision >= w.minRev);
       const r: StoreResponse = { watchId: w.id, events: evs, revision: rev };
       if (w.stream.push(r)) {
         if (!this.bugs.minRevStale) w.minRev = rev + 1;

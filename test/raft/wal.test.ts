@@ -2,6 +2,7 @@
 // torn-tail repair, corruption refused, and the choice of snapshot at restart.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { crc32c } from "../../models/codec.js";
 import { Snapshotter } from "../../models/raft/snap.js";
 import { startLogCluster } from "../../models/raft/testbed.js";
 import { type Entry, EntryType, type Snapshot } from "../../models/raft/types.js";
@@ -9,6 +10,28 @@ import { listSegments, scanSnapshots, Wal, WalError, WalTornTail } from "../../m
 import { type Disk, Simulator } from "../../sim/index.js";
 
 const DIR = "member/wal";
+
+test("crc32c: the Castagnoli check value, chaining, and every length against a bitwise CRC", () => {
+  const ascii = (t: string) => new TextEncoder().encode(t);
+  assert.is(crc32c(0, ascii("123456789")), 0xe3069283); // the standard check value
+  assert.is(crc32c(0, new Uint8Array(0)), 0);
+  const bitwise = (crc: number, b: Uint8Array) => {
+    let c = ~crc >>> 0;
+    for (const x of b) {
+      c ^= x;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+    }
+    return ~c >>> 0;
+  };
+  const bytes = Uint8Array.from({ length: 67 }, (_, i) => (i * 151 + 7) & 0xff);
+  for (let n = 0; n <= bytes.length; n++) {
+    const b = bytes.subarray(0, n);
+    assert.is(crc32c(0, b), bitwise(0, b), `length ${n}`);
+    // a chain over two pieces equals one pass over the whole
+    const cut = n >> 1;
+    assert.is(crc32c(crc32c(0, b.subarray(0, cut)), b.subarray(cut)), crc32c(0, b), `chained at ${cut}`);
+  }
+});
 
 function setup(seed = "wal"): { sim: Simulator; disk: Disk } {
   const sim = new Simulator({ seed });
