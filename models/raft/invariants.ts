@@ -21,15 +21,13 @@ interface Vote {
 export class RaftInvariants {
   /** term → the node that led it */
   private readonly leaders = new Map<number, string>();
-  /** index → (term → digest) of every entry any node persisted or created */
-  // log matching: the first (term, digest) persisted at each index (dense arrays: one
-  // entry per index, no map each), and any other term's there (a replaced tail: rare)
-  private readonly seenTerm: number[] = [];
-  private readonly seenDigest: number[] = [];
+  // log matching: the first entry persisted at each index (a dense array), and the
+  // digest of any other term's there (a replaced tail: rare). Entries travel between
+  // nodes uncopied, so the same data is the usual case and is told without hashing.
+  private readonly seenEntry: Entry[] = [];
   private readonly seenOther = new Map<number, Map<number, number>>();
-  /** index → term and digest of the committed entry there */
-  private readonly committedTerm: number[] = [];
-  private readonly committedDigest: number[] = [];
+  /** index → the committed entry there */
+  private readonly committedEntry: Entry[] = [];
   private maxCommitted = 0;
   /** leader term → the highest index its leader committed */
   private readonly commitByTerm = new Map<number, number>();
@@ -70,7 +68,7 @@ export class RaftInvariants {
       return;
     }
     for (let i = Math.max(log.firstIndex(), 1); i <= required; i++) {
-      const want = this.committedTerm[i];
+      const want = this.committedEntry[i]?.term;
       if (want === undefined) continue;
       const have = log.term(i);
       if (have !== want) {
@@ -114,20 +112,21 @@ export class RaftInvariants {
   /** Log matching: two entries with the same index and term hold the same data. */
   entriesPersisted(node: string, entries: readonly Entry[]): void {
     for (const e of entries) {
-      const digest = entryDigest(e);
-      const first = this.seenTerm[e.index];
-      let prior: number | undefined;
+      const first = this.seenEntry[e.index];
+      let differs: boolean;
       if (first === undefined) {
-        this.seenTerm[e.index] = e.term;
-        this.seenDigest[e.index] = digest;
-      } else if (first === e.term) prior = this.seenDigest[e.index];
+        this.seenEntry[e.index] = e;
+        continue;
+      } else if (first.term === e.term) differs = !sameEntry(first, e);
       else {
         let byTerm = this.seenOther.get(e.index);
         if (!byTerm) this.seenOther.set(e.index, (byTerm = new Map()));
-        prior = byTerm.get(e.term);
+        const digest = entryDigest(e);
+        const prior = byTerm.get(e.term);
         if (prior === undefined) byTerm.set(e.term, digest);
+        differs = prior !== undefined && prior !== digest;
       }
-      if (prior !== undefined && prior !== digest) {
+      if (differs) {
         this.report("raft.log-matching", node, `entry ${e.index} of term ${e.term} differs between nodes`, {
           index: e.index,
           term: e.term,
@@ -142,20 +141,18 @@ export class RaftInvariants {
   }
 
   private committed(node: string, e: Entry, how: string): void {
-    const digest = entryDigest(e);
-    const term = this.committedTerm[e.index];
-    if (term === undefined) {
-      this.committedTerm[e.index] = e.term;
-      this.committedDigest[e.index] = digest;
+    const prior = this.committedEntry[e.index];
+    if (prior === undefined) {
+      this.committedEntry[e.index] = e;
       if (e.index > this.maxCommitted) this.maxCommitted = e.index;
       return;
     }
-    if (term !== e.term || this.committedDigest[e.index] !== digest) {
+    if (prior.term !== e.term || !sameEntry(prior, e)) {
       this.report(
         "raft.state-machine-safety",
         node,
-        `${node} ${how} a different entry at index ${e.index} (term ${e.term}) than was committed before (term ${term})`,
-        { index: e.index, term: e.term, committedTerm: term },
+        `${node} ${how} a different entry at index ${e.index} (term ${e.term}) than was committed before (term ${prior.term})`,
+        { index: e.index, term: e.term, committedTerm: prior.term },
       );
     }
   }
@@ -225,10 +222,8 @@ export class RaftInvariants {
       this.promised,
     ])
       m.clear();
-    this.committedTerm.length = 0;
-    this.committedDigest.length = 0;
-    this.seenTerm.length = 0;
-    this.seenDigest.length = 0;
+    this.committedEntry.length = 0;
+    this.seenEntry.length = 0;
     this.maxCommitted = 0;
   }
 
@@ -241,6 +236,12 @@ export class RaftInvariants {
   get committedIndex(): number {
     return this.maxCommitted;
   }
+}
+
+/** Same type and data: by identity when the bytes are shared, else by digest. */
+function sameEntry(a: Entry, b: Entry): boolean {
+  if (a.type !== b.type) return false;
+  return a.data === b.data || entryDigest(a) === entryDigest(b);
 }
 
 export function entryDigest(e: Entry): number {

@@ -84,6 +84,13 @@ test("state machine safety: two different entries applied at one index are repor
   assert.equal(reports, []);
   inv.applied("m3", entry(1, 2, "lost-and-replaced"));
   assert.equal(reports, ["raft.state-machine-safety@m3"]);
+  // the same term with other data, and the very same entry object again (told by identity)
+  const shared = entry(2, 1);
+  inv.applied("m1", shared);
+  inv.applied("m2", shared);
+  assert.equal(reports.length, 1);
+  inv.applied("m3", entry(2, 1, "other"));
+  assert.equal(reports, ["raft.state-machine-safety@m3", "raft.state-machine-safety@m3"]);
 });
 
 test("persisted state: term and vote never go back on disk, and a sent vote survives a restart", () => {
