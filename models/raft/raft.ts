@@ -88,8 +88,10 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
 }
 
 const EMPTY_DATA = new Uint8Array(0);
-const NO_MESSAGES: readonly Message[] = Object.freeze([]);
-const NO_READ_STATES: readonly ReadState[] = Object.freeze([]);
+// Shared empty lists for a Ready (read-only by type; not frozen: a frozen array has
+// another map, and the loops that take these would deoptimize on it)
+const NO_MESSAGES: readonly Message[] = [];
+const NO_READ_STATES: readonly ReadState[] = [];
 
 export class Raft {
   readonly id: number;

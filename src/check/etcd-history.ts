@@ -174,15 +174,18 @@ export interface Settled {
 
 /** `base`: the revision the store starts at (1, or an epoch's after a restore). */
 export function settleUnknown(ops: readonly EtcdCheckOp[], base = 1): Settled {
-  const writers = new Map<string, number[]>();
+  // by key, then value: no string built per put and per read key-value
+  const writers = new Map<string, Map<string, number[]>>();
   ops.forEach((op, i) => {
     for (const p of putsOf(op.input)) {
-      const list = writers.get(`${p.key}\0${p.value}`);
+      let byValue = writers.get(p.key);
+      if (!byValue) writers.set(p.key, (byValue = new Map()));
+      const list = byValue.get(p.value);
       if (list) list.push(i);
-      else writers.set(`${p.key}\0${p.value}`, [i]);
+      else byValue.set(p.value, [i]);
     }
   });
-  const seenAt = new Map<string, number>();
+  const seenAt = new Map<string, Map<string, number>>();
   let maxRev = base;
   const claimed = new Set<number>();
   const maybeClaimed = new Set<number>();
@@ -193,7 +196,9 @@ export function settleUnknown(ops: readonly EtcdCheckOp[], base = 1): Settled {
   for (const op of ops) {
     if (op.optional) continue;
     observedKvs(op.output, (kv) => {
-      seenAt.set(`${kv.key}\0${kv.value}`, kv.modRevision);
+      let byValue = seenAt.get(kv.key);
+      if (!byValue) seenAt.set(kv.key, (byValue = new Map()));
+      byValue.set(kv.value, kv.modRevision);
       if (kv.lease) leaseAlive.set(kv.lease, true);
     });
     for (const u of leaseUse(op.input, op.output))
@@ -216,9 +221,8 @@ export function settleUnknown(ops: readonly EtcdCheckOp[], base = 1): Settled {
     if (!op.optional) return op;
     // a unique value seen later: applied, at the revision it was seen with
     for (const p of putsOf(op.input)) {
-      const key = `${p.key}\0${p.value}`;
-      const at = seenAt.get(key);
-      const w = writers.get(key) ?? [];
+      const at = seenAt.get(p.key)?.get(p.value);
+      const w = writers.get(p.key)?.get(p.value) ?? [];
       if (at !== undefined && w.length === 1 && w[0] === i) {
         settled++;
         claimed.add(at);
@@ -337,7 +341,7 @@ export function settleUnknown(ops: readonly EtcdCheckOp[], base = 1): Settled {
     if (
       op.optional &&
       input.type === "put" &&
-      !seenAt.has(`${input.key}\0${input.value}`) &&
+      !seenAt.get(input.key)?.has(input.value) &&
       !valueCompared.has(input.key)
     ) {
       result.push({ ...op, input: { ...input, value: UNSEEN_VALUE } });

@@ -366,6 +366,19 @@ test("many unknown puts whose values are never read are settled by count, not by
   assert.is(stale.verdict, "not-linearizable", "a read of a value overwritten by acknowledged puts");
 });
 
+test("unknown puts of a value a read shows keep that value (only never-seen values become the placeholder)", () => {
+  // two clients put the same value, both outcomes unknown: neither settles as the unique
+  // writer, and the read that shows the value needs one of them to keep it
+  const ops = [
+    put(1, 0, null, "a", "v", 0),
+    put(2, 0, null, "a", "v", 0),
+    get(3, 50, 60, "a", 2, kv("a", "v", 2, 2, 1)),
+  ];
+  assert.is(checkEtcdHistory({ operations: ops, watches: [] }).verdict, "linearizable");
+  const wrong = [...ops.slice(0, 2), get(3, 50, 60, "a", 2, kv("a", "w", 2, 2, 1))];
+  assert.is(checkEtcdHistory({ operations: wrong, watches: [] }).verdict, "not-linearizable");
+});
+
 test("two revokes answering the same revision: only one of them took it (the lease with keys)", () => {
   // lease 1 has a key, lease 2 none; both revoked, each answered at revision 3
   const ops = [
