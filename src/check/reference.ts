@@ -46,8 +46,8 @@ export class Reference {
   private readonly byCall = new Map<number, CommittedEntry>();
   /** The state after each revision (index = revision; 1 is the empty store). */
   private readonly states: EtcdState[] = [];
-  /** The events of each revision that has some. */
-  private readonly events = new Map<number, RevisionEvents>();
+  /** The events of each revision that has some (dense by revision: walked per watch). */
+  private readonly events: (RevisionEvents | undefined)[] = [];
   /** The revision each compaction committed set, in order. */
   readonly compactions: { readonly revision: number; readonly entry: CommittedEntry }[] = [];
 
@@ -66,7 +66,7 @@ export class Reference {
         const st = prior.stateAt(r);
         if (st && r < initial.revision) this.states[r] = st;
         const ev = prior.eventsAt(r);
-        if (ev) this.events.set(r, ev);
+        if (ev) this.events[r] = ev;
       }
       for (const c of prior.compactions) if (c.revision <= initial.revision) this.compactions.push(c);
     }
@@ -107,11 +107,11 @@ export class Reference {
       entries.push(entry);
       if (entry.callId !== undefined) this.byCall.set(entry.callId, entry);
       if (state.revision > before.revision) {
-        this.events.set(state.revision, {
+        this.events[state.revision] = {
           revision: state.revision,
           entry,
           events: eventsOf(rec.request, applied.response, before, state),
-        });
+        };
       }
       if (rec.request.type === "compact" && applied.response.type !== "error")
         this.compactions.push({ revision: rec.request.revision, entry });
@@ -141,14 +141,14 @@ export class Reference {
   }
 
   eventsAt(revision: number): RevisionEvents | undefined {
-    return this.events.get(revision);
+    return this.events[revision];
   }
 
   /** Events of revisions in [from, to] whose key `matches`, in order. */
   eventsBetween(from: number, to: number, matches: (e: WatchEvent) => boolean): WatchEvent[] {
     const out: WatchEvent[] = [];
     for (let r = Math.max(2, from); r <= Math.min(to, this.lastRevision); r++) {
-      const re = this.events.get(r);
+      const re = this.events[r];
       if (re) for (const e of re.events) if (matches(e)) out.push(e);
     }
     return out;
@@ -157,7 +157,7 @@ export class Reference {
   /** The first revision at or after `from` with an event that `matches` (null: none yet). */
   firstEventAtOrAfter(from: number, matches: (e: WatchEvent) => boolean): WatchEvent | null {
     for (let r = Math.max(2, from); r <= this.lastRevision; r++) {
-      const re = this.events.get(r);
+      const re = this.events[r];
       if (re) for (const e of re.events) if (matches(e)) return e;
     }
     return null;
@@ -166,7 +166,7 @@ export class Reference {
   /** When the cluster first reached `revision` (a member applied it); Infinity if never. */
   reachedUs(revision: number): number {
     if (revision <= this.firstRevision) return 0;
-    return this.events.get(revision)?.entry.appliedUs ?? Number.POSITIVE_INFINITY;
+    return this.events[revision]?.entry.appliedUs ?? Number.POSITIVE_INFINITY;
   }
 }
 
