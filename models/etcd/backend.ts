@@ -351,7 +351,8 @@ export class Backend implements BackendTx {
 
   /** etcd's txWriteBuffer.writeback, then its reset. */
   private writeback(): void {
-    for (const [bucket, wb] of [...this.writeBuffers]) {
+    // (deleting the entry being visited is safe in a Map iteration: no copies per txn)
+    for (const [bucket, wb] of this.writeBuffers) {
       const rb = this.readBuffer.get(bucket);
       if (!rb) {
         // The read buffer lacks the bucket: the write buffer becomes it. etcd dedupes
@@ -365,7 +366,7 @@ export class Backend implements BackendTx {
       for (let i = 0; i < wb.used; i++) rb.add(wb.keys[i] as Key, wb.values[i]);
       if (bucket !== "key") rb.dedupe(false);
     }
-    for (const [bucket, wb] of [...this.writeBuffers]) {
+    for (const [bucket, wb] of this.writeBuffers) {
       if (wb.used === 0) this.writeBuffers.delete(bucket);
       wb.used = 0;
     }
