@@ -8,10 +8,14 @@ import { runScenario } from "../runner.js";
 import { type ClientPlan, SCENARIO_FORMAT, SCENARIO_VERSION, type Scenario } from "../scenario.js";
 
 const S = 1_000_000;
+// 16 etcd clients, each ~60 requests per virtual second (6 ms think time plus the
+// request's own latency): about 950 a second together, etcd's highest robustness traffic
+const ETCD_CLIENTS = 16;
+const TRAFFIC_US = 10 * S;
 
 function standard(seed: number): Scenario {
   const clients: ClientPlan[] = [];
-  for (let i = 0; i < 10; i++)
+  for (let i = 0; i < ETCD_CLIENTS; i++)
     clients.push({
       name: `c${i + 1}`,
       kind: "etcd",
@@ -22,7 +26,7 @@ function standard(seed: number): Scenario {
       requestTimeoutUs: 2 * S,
       keys: 10,
     });
-  for (let i = 10; i < 12; i++)
+  for (let i = ETCD_CLIENTS; i < ETCD_CLIENTS + 2; i++)
     clients.push({
       name: `c${i + 1}`,
       kind: "watch",
@@ -127,7 +131,10 @@ for (let i = 1; i < repeat; i++) {
 if (json) console.log(JSON.stringify(row));
 else {
   console.log(
-    "standard scenario: 3 members, 10 etcd clients (~1000 req/virtual s) + 2 watch clients, a follower crash, heal, all checkers",
+    `standard scenario: 3 members, ${ETCD_CLIENTS} etcd clients + 2 watch clients, a follower crash, heal, all checkers`,
+  );
+  console.log(
+    `traffic              ${Math.round(row.ops / row.seeds / (TRAFFIC_US / S))} client requests per virtual second, for ${TRAFFIC_US / S} s per seed`,
   );
   console.log(`seeds                ${row.seeds} (${row.verdicts}), best of ${repeat} measurements`);
   console.log(
