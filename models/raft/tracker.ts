@@ -163,6 +163,8 @@ export class ProgressTracker {
   private votes = new Map<number, boolean>();
   /** Every id with a progress, sorted: visiting in id order keeps runs deterministic. */
   ids: number[] = [];
+  /** committed()'s sort buffer, reused. */
+  private matchScratch = new Float64Array(8);
 
   constructor(readonly maxInflight: number) {}
 
@@ -197,8 +199,6 @@ export class ProgressTracker {
     }
     return m[this.quorum() - 1] as number;
   }
-
-  private matchScratch = new Float64Array(8);
 
   /** Whether a quorum of voters was recently active (CheckQuorum). */
   quorumActive(selfId: number): boolean {
