@@ -5,6 +5,11 @@ import { Packr } from "msgpackr";
 import { slabBytes } from "../sim/index.js";
 
 const packr = new Packr({ useRecords: true, moreTypes: false });
+// Raft entry payloads (a proposal: one small object) as plain msgpack maps: a record
+// carries its structure in every message, so for one object a map packs faster and
+// smaller. This unpacker reads records as well (some payloads are packed by `encode`),
+// and gives maps back as objects, which is what every payload holds.
+const entryPackr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 export function encode(value: unknown): Uint8Array {
   // Copy out of msgpackr's shared slab: callers keep these bytes.
@@ -54,7 +59,7 @@ const decodedOnce = new WeakMap<Uint8Array, unknown>();
  * caller never mutates `value` afterwards.
  */
 export function encodeShared(value: unknown): Uint8Array {
-  const bytes = encode(value);
+  const bytes = new Uint8Array(entryPackr.pack(value));
   decodedOnce.set(bytes, value);
   return bytes;
 }
@@ -67,7 +72,7 @@ export function encodeShared(value: unknown): Uint8Array {
 export function decodeShared<T>(bytes: Uint8Array): T {
   let v = decodedOnce.get(bytes);
   if (v === undefined) {
-    v = packr.unpack(bytes);
+    v = entryPackr.unpack(bytes);
     decodedOnce.set(bytes, v);
   }
   return v as T;
