@@ -30,6 +30,7 @@ import {
   type Message,
   MSG_NAMES,
   Msg,
+  NO_MESSAGES,
   RaftPanic,
   type ReadState,
   type Ready,
@@ -148,6 +149,14 @@ export class RaftNode {
   appliedIndex = 0;
   private readonly snapTimers = new Map<number, TimerHandle>();
   private readonly walDir: string;
+  // The Ready in flight (one at a time: `blocked`) and what its stages need. The stages
+  // are bound once: a closure per stage per Ready was most of this loop's allocation.
+  private rd: Ready | null = null;
+  /** Whether the node led when the Ready was taken (a leader sends before persisting). */
+  private rdLeader = false;
+  /** Vote grants already sent (the planted vote-before-persist bug), not to send twice. */
+  private rdEarly: readonly Message[] = NO_MESSAGES;
+  private rdSynced = false;
 
   constructor(
     private readonly ctx: NodeContext,
@@ -239,13 +248,22 @@ export class RaftNode {
     // rafthttp refuses a message for another member id ("raft: wrong to ID"): one sent
     // to the member this node was before a replace must not reach the new one
     if (m.to !== this.config.id) return;
-    this.guard(() => this.raw.step(m));
+    try {
+      this.raw.step(m);
+    } catch (e) {
+      this.panicked(e);
+    }
     this.process();
   }
 
   /** Proposes data; false when raft dropped it (no leader known: etcd fails the request). */
   propose(data: Uint8Array): boolean {
-    const accepted = this.guard(() => this.raw.propose(data));
+    let accepted: boolean;
+    try {
+      accepted = this.raw.propose(data);
+    } catch (e) {
+      this.panicked(e);
+    }
     this.process();
     return accepted;
   }
@@ -351,27 +369,34 @@ export class RaftNode {
     if (rd.readStates.length > 0) app.onReadStates?.(rd.readStates);
     this.applyCommitted(rd.committedEntries);
     if (isLeader && rd.entries.length > 0) inv?.leaderAppended(this.ctx.name, r.term, rd.entries);
-    const early = this.config.voteBeforePersist ? rd.messagesAfterPersist.filter(isVoteGrant) : [];
-    this.at(isLeader ? "raftBeforeLeaderSend" : "", () => {
-      if (isLeader) this.sendAll(rd.messages);
-      // The planted bug: answer vote requests before the vote is on disk.
-      this.sendAll(early);
-      this.saveSnapshotThen(rd, () =>
-        this.at("raftBeforeSave", () => {
-          const wal = this.wal as Wal;
-          const sync = wal.save(rd.hardState, rd.entries, rd.mustSync) || rd.snapshot !== null;
-          if (!sync) {
-            this.afterSave(rd, early, false);
-            return;
-          }
-          wal.sync((err) => {
-            if (err) this.exit(`failed to sync WAL: ${err.message}`);
-            this.afterSave(rd, early, true);
-          });
-        }),
-      );
-    });
+    this.rd = rd;
+    this.rdLeader = isLeader;
+    this.rdEarly = this.config.voteBeforePersist ? rd.messagesAfterPersist.filter(isVoteGrant) : NO_MESSAGES;
+    this.at(isLeader ? "raftBeforeLeaderSend" : "", this.sendThenSave);
   }
+
+  private readonly sendThenSave = (): void => {
+    const rd = this.rd as Ready;
+    if (this.rdLeader) this.sendAll(rd.messages);
+    // The planted bug: answer vote requests before the vote is on disk.
+    this.sendAll(this.rdEarly);
+    this.saveSnapshotThen(rd, this.beforeSave);
+  };
+
+  private readonly beforeSave = (): void => this.at("raftBeforeSave", this.save);
+
+  private readonly save = (): void => {
+    const rd = this.rd as Ready;
+    const wal = this.wal as Wal;
+    const sync = wal.save(rd.hardState, rd.entries, rd.mustSync) || rd.snapshot !== null;
+    if (!sync) this.afterSave(false);
+    else wal.sync(this.walSynced);
+  };
+
+  private readonly walSynced = (err: Error | null): void => {
+    if (err) this.exit(`failed to sync WAL: ${err.message}`);
+    this.afterSave(true);
+  };
 
   /** An incoming snapshot: the .snap file first, then its WAL marker (etcd's SaveSnap). */
   private saveSnapshotThen(rd: Ready, next: () => void): void {
@@ -389,46 +414,60 @@ export class RaftNode {
     });
   }
 
-  private afterSave(rd: Ready, alreadySent: readonly Message[], synced: boolean): void {
-    this.at("raftAfterSave", () => {
-      const inv = this.config.invariants;
-      if (synced && rd.hardState) inv?.hardStateDurable(this.ctx.name, rd.hardState);
-      const snap = rd.snapshot;
-      const finish = () => {
-        this.storage.append(rd.entries);
-        if (rd.hardState) this.storage.hardState = rd.hardState;
-        inv?.entriesPersisted(this.ctx.name, rd.entries);
-        const isLeader = this.raw.raft.state === StateType.Leader;
-        this.at(isLeader ? "" : "raftBeforeFollowerSend", () => {
-          if (!isLeader) this.sendAll(rd.messages);
-          this.sendAll(
-            alreadySent.length > 0
-              ? rd.messagesAfterPersist.filter((m) => !alreadySent.includes(m))
-              : rd.messagesAfterPersist,
-          );
-          this.guard(() => this.raw.advance(rd));
-          this.maybeTriggerSnapshot();
-          this.unblock();
-        });
-      };
-      if (!snap) {
-        finish();
-        return;
-      }
-      this.at("raftBeforeApplySnap", () => {
-        this.storage.applySnapshot(snap);
-        this.at("raftAfterApplySnap", () => {
-          (this.wal as Wal).releaseTo(snap.metadata.index, 1);
-          this.at("raftAfterWALRelease", () => {
-            this.snapshotIndex = snap.metadata.index;
-            this.appliedIndex = snap.metadata.index;
-            (this.app as RaftApp).applySnapshot(snap);
-            finish();
-          });
+  private afterSave(synced: boolean): void {
+    this.rdSynced = synced;
+    this.at("raftAfterSave", this.saved);
+  }
+
+  private readonly saved = (): void => {
+    const rd = this.rd as Ready;
+    const inv = this.config.invariants;
+    if (this.rdSynced && rd.hardState) inv?.hardStateDurable(this.ctx.name, rd.hardState);
+    const snap = rd.snapshot;
+    if (!snap) {
+      this.finishSave();
+      return;
+    }
+    this.at("raftBeforeApplySnap", () => {
+      this.storage.applySnapshot(snap);
+      this.at("raftAfterApplySnap", () => {
+        (this.wal as Wal).releaseTo(snap.metadata.index, 1);
+        this.at("raftAfterWALRelease", () => {
+          this.snapshotIndex = snap.metadata.index;
+          this.appliedIndex = snap.metadata.index;
+          (this.app as RaftApp).applySnapshot(snap);
+          this.finishSave();
         });
       });
     });
+  };
+
+  private finishSave(): void {
+    const rd = this.rd as Ready;
+    this.storage.append(rd.entries);
+    if (rd.hardState) this.storage.hardState = rd.hardState;
+    this.config.invariants?.entriesPersisted(this.ctx.name, rd.entries);
+    this.rdLeader = this.raw.raft.state === StateType.Leader;
+    this.at(this.rdLeader ? "" : "raftBeforeFollowerSend", this.sendThenAdvance);
   }
+
+  private readonly sendThenAdvance = (): void => {
+    const rd = this.rd as Ready;
+    if (!this.rdLeader) this.sendAll(rd.messages);
+    const early = this.rdEarly;
+    this.sendAll(
+      early.length > 0 ? rd.messagesAfterPersist.filter((m) => !early.includes(m)) : rd.messagesAfterPersist,
+    );
+    this.rd = null;
+    this.rdEarly = NO_MESSAGES;
+    try {
+      this.raw.advance(rd);
+    } catch (e) {
+      this.panicked(e);
+    }
+    this.maybeTriggerSnapshot();
+    this.unblock();
+  };
 
   private applyCommitted(entries: readonly Entry[]): void {
     const app = this.app as RaftApp;
@@ -541,10 +580,15 @@ export class RaftNode {
     try {
       return fn();
     } catch (e) {
-      if (!(e instanceof RaftPanic)) throw e;
-      this.ctx.report("raft.panic", `raft panic: ${e.message}`, { term: this.raw?.raft.term ?? 0 });
-      this.exit(`raft panic: ${e.message}`);
+      this.panicked(e);
     }
+  }
+
+  /** A RaftPanic kills the member (etcd's process exits); anything else is our own bug. */
+  private panicked(e: unknown): never {
+    if (!(e instanceof RaftPanic)) throw e;
+    this.ctx.report("raft.panic", `raft panic: ${e.message}`, { term: this.raw?.raft.term ?? 0 });
+    this.exit(`raft panic: ${e.message}`);
   }
 
   /** A fatal error (an I/O error, unreadable storage): etcd logs it and exits. */

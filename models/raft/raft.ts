@@ -21,6 +21,7 @@ import {
   Msg,
   type MsgType,
   message,
+  NO_MESSAGES,
   NONE,
   RaftPanic,
   type ReadState,
@@ -88,9 +89,7 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
 }
 
 const EMPTY_DATA = new Uint8Array(0);
-// Shared empty lists for a Ready (read-only by type; not frozen: a frozen array has
-// another map, and the loops that take these would deoptimize on it)
-const NO_MESSAGES: readonly Message[] = [];
+// A Ready's empty read-state list, shared (see NO_MESSAGES)
 const NO_READ_STATES: readonly ReadState[] = [];
 
 export class Raft {

@@ -130,6 +130,13 @@ export interface Message {
   readonly context: string;
 }
 
+/**
+ * A shared empty message list (a Ready with nothing to send, a node with no early votes).
+ * Read-only by type, not frozen: a frozen array has another map, and the loops that take
+ * these would deoptimize on it.
+ */
+export const NO_MESSAGES: readonly Message[] = [];
+
 const NO_ENTRIES: readonly Entry[] = [];
 
 /**
