@@ -14,7 +14,7 @@
 //    placed in a group their time window allows.
 // 3. Otherwise, or when step 2 cannot decide, run the full search on the settled history.
 // Either way the verdict is the full search's: a test compares them on random histories.
-import type { History, KeyValue, KvRequest, Operation, TxnOp } from "../../models/client/history.js";
+import type { History, KeyValue, KvRequest, Operation, PutRequest } from "../../models/client/history.js";
 import { isIndefinite } from "../../models/etcd/errors.js";
 import {
   describeOutput,
@@ -80,14 +80,16 @@ function writes(r: KvRequest): boolean {
   return true;
 }
 
-function putsOf(r: KvRequest): { value: string; key: string }[] {
-  if (r.type === "put") return [{ key: r.key, value: r.value }];
-  if (r.type === "txn") {
-    return [...r.success, ...r.failure]
-      .filter((o): o is TxnOp & { type: "put" } => o.type === "put")
-      .map((o) => ({ key: o.key, value: o.value }));
-  }
-  return [];
+const NO_PUTS: readonly PutRequest[] = [];
+
+/** The puts of a request (a txn's in both branches); most requests have none, or one. */
+function putsOf(r: KvRequest): readonly PutRequest[] {
+  if (r.type === "put") return [r];
+  if (r.type !== "txn") return NO_PUTS;
+  const out: PutRequest[] = [];
+  for (const o of r.success) if (o.type === "put") out.push(o);
+  for (const o of r.failure) if (o.type === "put") out.push(o);
+  return out;
 }
 
 /** Every key-value a response shows (reads, previous values), with the revision it names. */
@@ -142,14 +144,7 @@ function leaseUse(input: KvRequest, output: EtcdOutput): { id: number; alive: bo
   const out: { id: number; alive: boolean }[] = [];
   const ok = output.type !== "error";
   const lost = output.type === "error" && output.code === "NotFound";
-  const puts =
-    input.type === "put"
-      ? [input]
-      : input.type === "txn"
-        ? [...input.success, ...input.failure].filter((o) => o.type === "put")
-        : [];
-  for (const p of puts)
-    if ((p as { lease?: number }).lease) out.push({ id: (p as { lease: number }).lease, alive: ok && !lost });
+  for (const p of putsOf(input)) if (p.lease) out.push({ id: p.lease, alive: ok && !lost });
   if (input.type === "lease-revoke") out.push({ id: input.id, alive: ok });
   return out;
 }
@@ -193,14 +188,15 @@ export function settleUnknown(ops: readonly EtcdCheckOp[], base = 1): Settled {
   const leaseAlive = new Map<number, boolean>();
   /** the lowest revision any read at a revision, or compaction, asks for */
   let minPastArg = Number.POSITIVE_INFINITY;
+  const observe = (kv: KeyValue) => {
+    let byValue = seenAt.get(kv.key);
+    if (!byValue) seenAt.set(kv.key, (byValue = new Map()));
+    byValue.set(kv.value, kv.modRevision);
+    if (kv.lease) leaseAlive.set(kv.lease, true);
+  };
   for (const op of ops) {
     if (op.optional) continue;
-    observedKvs(op.output, (kv) => {
-      let byValue = seenAt.get(kv.key);
-      if (!byValue) seenAt.set(kv.key, (byValue = new Map()));
-      byValue.set(kv.value, kv.modRevision);
-      if (kv.lease) leaseAlive.set(kv.lease, true);
-    });
+    observedKvs(op.output, observe);
     for (const u of leaseUse(op.input, op.output))
       leaseAlive.set(u.id, (leaseAlive.get(u.id) ?? false) || u.alive);
     if (op.input.type === "range" && op.input.revision) minPastArg = Math.min(minPastArg, op.input.revision);
