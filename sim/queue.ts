@@ -50,43 +50,67 @@ export class EventQueue<T> {
   /** Removes and returns the earliest item. */
   pop(): T | undefined {
     if (this.count === 0) return undefined;
-    const T_ = this.timeUs;
-    const S = this.seqs;
     const P = this.items;
     const top = P[0];
     const m = --this.count;
-    if (m > 0) {
-      const lt = T_[m] as number;
-      const ls = S[m] as number;
-      const lp = P[m];
-      let i = 0;
-      for (;;) {
-        let c = 2 * i + 1;
-        if (c >= m) break;
-        let ct = T_[c] as number;
-        let cs = S[c] as number;
-        const r = c + 1;
-        if (r < m) {
-          const rt = T_[r] as number;
-          const rs = S[r] as number;
-          if (rt < ct || (rt === ct && rs < cs)) {
-            c = r;
-            ct = rt;
-            cs = rs;
-          }
-        }
-        if (lt < ct || (lt === ct && ls < cs)) break;
-        T_[i] = ct;
-        S[i] = cs;
-        P[i] = P[c];
-        i = c;
-      }
-      T_[i] = lt;
-      S[i] = ls;
-      P[i] = lp;
-    }
+    if (m > 0) this.siftDown(0, this.timeUs[m] as number, this.seqs[m] as number, P[m]);
     P[m] = undefined;
     return top;
+  }
+
+  /**
+   * Drops every item `keep` refuses, keeping the order of the rest (their keys are
+   * unchanged, and unique): for lazily cancelled timers, which would otherwise stay in
+   * the heap until their time and make every push and pop deeper.
+   */
+  compact(keep: (item: T) => boolean): void {
+    const T_ = this.timeUs;
+    const S = this.seqs;
+    const P = this.items;
+    let n = 0;
+    for (let i = 0; i < this.count; i++) {
+      const item = P[i] as T;
+      if (!keep(item)) continue;
+      T_[n] = T_[i] as number;
+      S[n] = S[i] as number;
+      P[n] = item;
+      n++;
+    }
+    for (let i = n; i < this.count; i++) P[i] = undefined;
+    this.count = n;
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.siftDown(i, T_[i] as number, S[i] as number, P[i]);
+  }
+
+  /** Puts (t, s, p) in the hole at `i`, moving smaller children up past it. */
+  private siftDown(i: number, t: number, s: number, p: T | undefined): void {
+    const T_ = this.timeUs;
+    const S = this.seqs;
+    const P = this.items;
+    const m = this.count;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= m) break;
+      let ct = T_[c] as number;
+      let cs = S[c] as number;
+      const r = c + 1;
+      if (r < m) {
+        const rt = T_[r] as number;
+        const rs = S[r] as number;
+        if (rt < ct || (rt === ct && rs < cs)) {
+          c = r;
+          ct = rt;
+          cs = rs;
+        }
+      }
+      if (t < ct || (t === ct && s < cs)) break;
+      T_[i] = ct;
+      S[i] = cs;
+      P[i] = P[c];
+      i = c;
+    }
+    T_[i] = t;
+    S[i] = s;
+    P[i] = p;
   }
 
   private grow(): void {

@@ -40,7 +40,11 @@ class SimEvent {
   msg: unknown = undefined;
   from = -1;
   cancelled = false;
+  /** In the queue (not yet run, nor waiting on a paused node). */
+  queued = false;
 }
+
+const keepLive = (ev: SimEvent): boolean => !ev.cancelled;
 
 /** A pending timer, returned so that it can be cancelled. */
 export type TimerHandle = { readonly __timer: true };
@@ -144,7 +148,7 @@ export class NodeContext {
   }
 
   cancelTimer(handle: TimerHandle | null | undefined): void {
-    if (handle) (handle as unknown as SimEvent).cancelled = true;
+    this.sim.cancel(handle);
   }
 
   /**
@@ -231,6 +235,8 @@ export class Simulator implements DiskHost, NetworkHost {
   /** What happened to each node, in time order: for reports, never read by the run. */
   readonly marks: TimelineMark[] = [];
   private readonly queue = new EventQueue<SimEvent>();
+  /** Cancelled events still in the queue (cancel is lazy; see cancel). */
+  private cancelledQueued = 0;
   private readonly nodes: SimNode[] = [];
   private readonly capture: boolean;
   private stopped = false;
@@ -356,7 +362,7 @@ export class Simulator implements DiskHost, NetworkHost {
     node.deferred = [];
     for (const ev of waiting) {
       ev.timeUs = this.nowUs;
-      this.queue.push(this.nowUs, ev);
+      this.enqueue(ev);
     }
   }
 
@@ -400,7 +406,7 @@ export class Simulator implements DiskHost, NetworkHost {
     ev.kind = EventKind.Control;
     ev.label = label;
     ev.fn = fn;
-    this.queue.push(ev.timeUs, ev);
+    this.enqueue(ev);
     return ev as unknown as TimerHandle;
   }
 
@@ -424,7 +430,18 @@ export class Simulator implements DiskHost, NetworkHost {
   }
 
   cancel(handle: TimerHandle | null | undefined): void {
-    if (handle) (handle as unknown as SimEvent).cancelled = true;
+    if (!handle) return;
+    const ev = handle as unknown as SimEvent;
+    if (ev.cancelled) return;
+    ev.cancelled = true;
+    if (!ev.queued) return;
+    // Most timers are request timeouts, cancelled when the answer comes: left in the
+    // heap, they outnumber the live events a hundred to one. Once they are half of it,
+    // they go (order is kept: every key is unique).
+    if (++this.cancelledQueued > 256 && this.cancelledQueued * 2 > this.queue.size) {
+      this.queue.compact(keepLive);
+      this.cancelledQueued = 0;
+    }
   }
 
   /** @internal used by NodeContext and Disk. */
@@ -436,7 +453,7 @@ export class Simulator implements DiskHost, NetworkHost {
     ev.incarnation = node.incarnation;
     ev.label = label;
     ev.fn = fn;
-    this.queue.push(atUs, ev);
+    this.enqueue(ev);
     return ev;
   }
 
@@ -457,7 +474,7 @@ export class Simulator implements DiskHost, NetworkHost {
     ev.digest = digest;
     ev.msg = msg;
     ev.from = from;
-    this.queue.push(atUs, ev);
+    this.enqueue(ev);
   }
 
   linkRandom(from: number, to: number): Random {
@@ -466,12 +483,22 @@ export class Simulator implements DiskHost, NetworkHost {
 
   // ---- running -------------------------------------------------------------------------
 
+  private enqueue(ev: SimEvent): void {
+    ev.queued = true;
+    if (ev.cancelled) this.cancelledQueued++; // a deferred event cancelled while it waited
+    this.queue.push(ev.timeUs, ev);
+  }
+
   /** Processes one event. Returns false when the queue is empty. */
   step(): boolean {
     const ev = this.queue.pop();
     if (ev === undefined) return false;
+    ev.queued = false;
     this.nowUs = ev.timeUs;
-    if (ev.cancelled) return true;
+    if (ev.cancelled) {
+      this.cancelledQueued--;
+      return true;
+    }
     if (ev.node < 0) {
       this.traceEvent(ev.kind, -1, ev.label, ev.digest);
       (ev.fn as Callback)();

@@ -39,3 +39,24 @@ test("agrees with a sort on many random items with many ties", () => {
 });
 
 test.run();
+
+test("compact drops refused items and keeps the order of the rest, ties included", () => {
+  const r = new Random("compact");
+  const q = new EventQueue<number>(4);
+  const kept: { t: number; i: number }[] = [];
+  for (let i = 0; i < 5000; i++) {
+    const t = r.int(0, 300);
+    q.push(t, i);
+    if (i % 3 !== 0) kept.push({ t, i });
+    if (i % 997 === 996) q.compact((x) => x % 3 !== 0); // mid-way, as the simulator does
+  }
+  q.compact((x) => x % 3 !== 0);
+  assert.is(q.size, kept.length);
+  kept.sort((a, b) => a.t - b.t || a.i - b.i);
+  const out: number[] = [];
+  for (let x = q.pop(); x !== undefined; x = q.pop()) out.push(x);
+  assert.equal(
+    out,
+    kept.map((k) => k.i),
+  );
+});
