@@ -326,7 +326,15 @@ export class Wal {
 
   /** Fsyncs every segment written since its last fsync, then calls `done`. */
   sync(done: (err: Error | null) => void): void {
-    const paths = this.unsynced.length > 0 ? this.unsynced : [this.tail.path];
+    const n = this.unsynced.length;
+    if (n <= 1) {
+      // the usual case, one segment: no list or closure per sync
+      const path = n === 1 ? (this.unsynced[0] as string) : this.tail.path;
+      this.unsynced.length = 0;
+      this.disk.fsync(path, done);
+      return;
+    }
+    const paths = this.unsynced;
     this.unsynced = [];
     let firstError: Error | null = null;
     let left = paths.length;
