@@ -75,13 +75,11 @@ export class LeaseSet {
   }
 }
 
-interface Kv {
-  readonly value: string;
-  readonly createRevision: number;
-  readonly modRevision: number;
-  readonly version: number;
-  readonly lease: number;
-}
+/**
+ * A key as the store holds it: a client's key-value itself, so that reads and previous
+ * values hand out the stored object (immutable) instead of a copy each time.
+ */
+type Kv = KeyValue;
 
 /**
  * A state's keys in ascending order with their values, as two parallel arrays: a change
@@ -155,6 +153,7 @@ export function etcdStateOf(o: {
   const byKey = new Map<string, Kv>();
   for (const x of o.kvs)
     byKey.set(x.key, {
+      key: x.key,
       value: x.value,
       createRevision: x.createRevision,
       modRevision: x.modRevision,
@@ -198,10 +197,12 @@ export function inRange(key: string, from: string, rangeEnd: string | undefined)
   return key >= from && key < rangeEnd;
 }
 
-function toKeyValue(key: string, kv: Kv, keysOnly = false): KeyValue {
+/** The stored key-value as a read gives it: itself, or a copy without its value. */
+function toKeyValue(kv: Kv, keysOnly = false): KeyValue {
+  if (!keysOnly) return kv;
   return {
-    key,
-    value: keysOnly ? "" : kv.value,
+    key: kv.key,
+    value: "",
     createRevision: kv.createRevision,
     modRevision: kv.modRevision,
     version: kv.version,
@@ -211,8 +212,7 @@ function toKeyValue(key: string, kv: Kv, keysOnly = false): KeyValue {
 
 /** A key as a client would see it in `state` (undefined: absent). */
 export function keyValueAt(state: EtcdState, key: string): KeyValue | undefined {
-  const kv = state.kvs.get(key);
-  return kv ? toKeyValue(key, kv) : undefined;
+  return state.kvs.get(key);
 }
 
 /** A state under construction: copies the key table on the first change only. */
@@ -309,7 +309,7 @@ function compareHolds(d: Draft, c: Compare): boolean {
   // against a zero key-value (version 0, revisions 0, lease 0).
   if (present.length === 0) {
     if (c.target === "VALUE") return false;
-    return compareOne({ value: "", createRevision: 0, modRevision: 0, version: 0, lease: 0 }, c);
+    return compareOne({ key: c.key, value: "", createRevision: 0, modRevision: 0, version: 0, lease: 0 }, c);
   }
   return present.every((kv) => compareOne(kv, c));
 }
@@ -381,7 +381,7 @@ function applyRange(
   const count = matching.length;
   const limit = r.limit ?? 0;
   const shown = r.countOnly ? [] : limit > 0 ? matching.slice(0, limit) : matching;
-  const kvs = shown.map((k) => toKeyValue(k, d.get(k) as Kv, r.keysOnly));
+  const kvs = shown.map((k) => toKeyValue(d.get(k) as Kv, r.keysOnly));
   return {
     resp: { type: "range", revision, kvs, count, more: !r.countOnly && limit > 0 && count > limit },
     historical,
@@ -393,6 +393,7 @@ function applyPut(d: Draft, p: PutRequest, newRevision: number): KvResponse | Er
   if (lease !== 0 && !d.hasLease(lease)) return Errors.leaseNotFound;
   const old = d.get(p.key);
   d.put(p.key, {
+    key: p.key,
     value: p.value,
     createRevision: old ? old.createRevision : newRevision,
     modRevision: newRevision,
@@ -400,7 +401,7 @@ function applyPut(d: Draft, p: PutRequest, newRevision: number): KvResponse | Er
     lease,
   });
   return p.prevKv && old
-    ? { type: "put", revision: newRevision, prevKv: toKeyValue(p.key, old) }
+    ? { type: "put", revision: newRevision, prevKv: old }
     : { type: "put", revision: newRevision };
 }
 
@@ -415,7 +416,7 @@ function applyDelete(d: Draft, r: DeleteRequest, newRevision: number): KvRespons
   for (const k of keys) {
     const kv = d.get(k);
     if (!kv) continue;
-    if (r.prevKv) prev.push(toKeyValue(k, kv));
+    if (r.prevKv) prev.push(kv);
     d.delete(k);
   }
   return r.prevKv
@@ -612,8 +613,7 @@ export const etcdModel: Model<EtcdState, KvRequest, EtcdOutput> = {
     const bk = b.kvs.keys;
     for (let i = 0; i < ak.length; i++) {
       const k = ak[i] as string;
-      if (k !== bk[i] || !sameKv(toKeyValue(k, a.kvs.values[i] as Kv), toKeyValue(k, b.kvs.values[i] as Kv)))
-        return false;
+      if (k !== bk[i] || !sameKv(a.kvs.values[i], b.kvs.values[i])) return false;
     }
     return true;
   },

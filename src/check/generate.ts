@@ -148,7 +148,7 @@ function plant(ops: Operation[], anomaly: Anomaly, rng: Random, states: readonly
       if (!oldKv) return ops;
       return replace(i, {
         ...(ops[i] as Operation),
-        response: { ...resp, kvs: [{ key: kv.key, ...oldKv }] },
+        response: { ...resp, kvs: [oldKv] },
       });
     }
     case "lost-write": {
