@@ -161,7 +161,10 @@ function etcdTraffic(env: WorkloadEnv): void {
   const leases: number[] = [];
   let n = 0;
   const value = () => `${plan.name}-${n++}`;
-  const key = () => `${ETCD_PREFIX}${rng.int(0, Math.max(1, plan.keys))}`;
+  // the key space, named once: one string per key (its hash computed once) instead of a
+  // new string per request
+  const names = Array.from({ length: Math.max(3, plan.keys) }, (_, i) => `${ETCD_PREFIX}${i}`);
+  const key = () => names[rng.int(0, Math.max(1, plan.keys))] as string;
   loop(env, (done) => {
     const send = (req: KvRequest, then?: (r: Answer) => void) =>
       client.kv(req, (r) => {
@@ -194,9 +197,7 @@ function etcdTraffic(env: WorkloadEnv): void {
         send({ type: "delete", key: key() });
         return;
       case "txn": {
-        const [a, b, c] = rng.shuffle(
-          Array.from({ length: Math.max(3, plan.keys) }, (_, i) => `${ETCD_PREFIX}${i}`),
-        ) as [string, string, string];
+        const [a, b, c] = rng.shuffle(names.slice()) as [string, string, string];
         send({
           type: "txn",
           compare: [
