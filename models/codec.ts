@@ -59,7 +59,11 @@ const decodedOnce = new WeakMap<Uint8Array, unknown>();
  * caller never mutates `value` afterwards.
  */
 export function encodeShared(value: unknown): Uint8Array {
-  const bytes = new Uint8Array(entryPackr.pack(value));
+  // A view, not a copy: the packer never writes over what it returned (it moves on, and
+  // starts a new buffer when this one is full). A plain Uint8Array view, not msgpackr's
+  // Buffer, so that byte loops see one kind of array.
+  const packed = entryPackr.pack(value);
+  const bytes = new Uint8Array(packed.buffer, packed.byteOffset, packed.length);
   decodedOnce.set(bytes, value);
   return bytes;
 }
