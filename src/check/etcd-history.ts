@@ -169,10 +169,23 @@ export interface Settled {
 
 /** `base`: the revision the store starts at (1, or an epoch's after a restore). */
 export function settleUnknown(ops: readonly EtcdCheckOp[], base = 1): Settled {
-  // by key, then value: no string built per put and per read key-value
+  // Only the values that unknown puts wrote are asked about below (who else wrote them,
+  // and where a read showed them): the rest is not recorded. By key, then value: no
+  // string built per put and per key-value read.
+  const wanted = new Map<string, Set<string>>();
+  for (const op of ops) {
+    if (!op.optional) continue;
+    for (const p of putsOf(op.input)) {
+      let values = wanted.get(p.key);
+      if (!values) wanted.set(p.key, (values = new Set()));
+      values.add(p.value);
+    }
+  }
+  const isWanted = (key: string, value: string) => wanted.size > 0 && wanted.get(key)?.has(value) === true;
   const writers = new Map<string, Map<string, number[]>>();
   ops.forEach((op, i) => {
     for (const p of putsOf(op.input)) {
+      if (!isWanted(p.key, p.value)) continue;
       let byValue = writers.get(p.key);
       if (!byValue) writers.set(p.key, (byValue = new Map()));
       const list = byValue.get(p.value);
@@ -189,10 +202,11 @@ export function settleUnknown(ops: readonly EtcdCheckOp[], base = 1): Settled {
   /** the lowest revision any read at a revision, or compaction, asks for */
   let minPastArg = Number.POSITIVE_INFINITY;
   const observe = (kv: KeyValue) => {
+    if (kv.lease) leaseAlive.set(kv.lease, true);
+    if (!isWanted(kv.key, kv.value)) return;
     let byValue = seenAt.get(kv.key);
     if (!byValue) seenAt.set(kv.key, (byValue = new Map()));
     byValue.set(kv.value, kv.modRevision);
-    if (kv.lease) leaseAlive.set(kv.lease, true);
   };
   for (const op of ops) {
     if (op.optional) continue;
