@@ -371,7 +371,8 @@ export function settleUnknown(ops: readonly EtcdCheckOp[], base = 1): Settled {
     kept,
     claimed: certain,
     maxRevision: maxRev,
-    reads: latestReads(result),
+    // only unknown writes are pruned by what reads showed
+    reads: result.some((o) => o.optional) ? latestReads(result) : new Map(),
   };
 }
 
