@@ -76,7 +76,8 @@ class Buf {
   bytes: Uint8Array;
   length: number;
 
-  constructor(capacity = 64) {
+  // (a WAL segment or a db grows by appends: starting at a page saves the small doublings)
+  constructor(capacity = 4096) {
     this.bytes = new Uint8Array(capacity);
     this.length = 0;
   }
