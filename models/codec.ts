@@ -102,11 +102,11 @@ const CRC_TABLES = (() => {
   return t;
 })();
 
-/** CRC-32C of `bytes`, continuing from `crc` (0 to start a chain). */
-export function crc32c(crc: number, bytes: Uint8Array): number {
+/** CRC-32C of `bytes` (from `from` on), continuing from `crc` (0 to start a chain). */
+export function crc32c(crc: number, bytes: Uint8Array, from = 0): number {
   const T = CRC_TABLES;
   let c = ~crc >>> 0;
-  let i = 0;
+  let i = from;
   const n = bytes.length;
   for (; i + 8 <= n; i += 8) {
     const lo =

@@ -99,19 +99,25 @@ export class BucketBuffer {
     this.used++;
   }
 
-  /** Sorts the used part by key (stable), as etcd does after merging a write buffer. */
+  /**
+   * Sorts the used part by key (stable), as etcd does after merging a write buffer: an
+   * insertion sort in place (a buffer holds one transaction's or one batch's keys, and
+   * arrives nearly sorted).
+   */
   sort(): void {
-    const idx = Array.from({ length: this.used }, (_, i) => i);
-    idx.sort((a, b) => {
-      const x = this.keys[a] as Key;
-      const y = this.keys[b] as Key;
-      return x < y ? -1 : x > y ? 1 : a - b;
-    });
-    const k = idx.map((i) => this.keys[i] as Key);
-    const v = idx.map((i) => this.values[i]);
-    for (let i = 0; i < this.used; i++) {
-      this.keys[i] = k[i] as Key;
-      this.values[i] = v[i];
+    const keys = this.keys;
+    const values = this.values;
+    for (let i = 1; i < this.used; i++) {
+      const k = keys[i] as Key;
+      const v = values[i];
+      let j = i;
+      while (j > 0 && (keys[j - 1] as Key) > k) {
+        keys[j] = keys[j - 1] as Key;
+        values[j] = values[j - 1];
+        j--;
+      }
+      keys[j] = k;
+      values[j] = v;
     }
   }
 

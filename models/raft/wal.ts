@@ -382,10 +382,10 @@ export class Wal {
 
   /** Writes a record whose data follows HEADER_BYTES of room in `rec` (encodeAfter). */
   private writeRecord(type: RecordType, rec: Uint8Array): void {
-    const data = rec.subarray(HEADER_BYTES);
-    const crc = type === RecordType.Crc ? 0 : recordCrc(this.crc, type, data);
+    // the data follows the header: checksummed in place (a view per record cost an allocation)
+    const crc = type === RecordType.Crc ? 0 : recordCrc(this.crc, type, rec, HEADER_BYTES);
     if (this.unsynced[this.unsynced.length - 1] !== this.tail.path) this.unsynced.push(this.tail.path);
-    putU32(rec, 0, data.length);
+    putU32(rec, 0, rec.length - HEADER_BYTES);
     putU32(rec, 4, crc);
     rec[8] = type;
     this.disk.append(this.tail.path, rec, true);
@@ -397,8 +397,8 @@ export class Wal {
 const TYPE_BYTES = [0, 1, 2, 3, 4, 5].map((t) => Uint8Array.of(t));
 
 /** A record's CRC covers its type and data, chained from the previous record's. */
-function recordCrc(prev: number, type: RecordType, data: Uint8Array): number {
-  return crc32c(crc32c(prev, TYPE_BYTES[type] as Uint8Array), data);
+function recordCrc(prev: number, type: RecordType, data: Uint8Array, from = 0): number {
+  return crc32c(crc32c(prev, TYPE_BYTES[type] as Uint8Array), data, from);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
