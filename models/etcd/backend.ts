@@ -20,6 +20,7 @@
 // The read buffer keeps etcd's shape (arrays per bucket with a `used` count, their backing
 // storage reused after a reset), because a planted bug (#17247) lives in its writeback.
 import { type Disk, slabBytes } from "../../sim/index.js";
+import type { KeyValue } from "../client/history.js";
 import { crc32c, decode, encode, putU32 } from "../codec.js";
 
 export const BUCKETS = ["key", "meta", "lease", "members", "members_removed", "alarm", "cluster"] as const;
@@ -541,26 +542,20 @@ const ROW_DELETE = 0;
 const ROW_KV = 1;
 const ROW_OTHER = 2;
 
-interface StoredKvShape {
-  readonly key: string;
-  readonly value: string;
-  readonly createRevision: number;
-  readonly modRevision: number;
-  readonly version: number;
-  readonly lease: number;
-}
+/** What the `key` bucket holds at a revision: etcd's mvccpb.KeyValue, as a client sees it. */
+export type StoredKv = KeyValue;
 
-function isKvShape(v: unknown): v is StoredKvShape {
-  const x = v as StoredKvShape;
+export function isStoredKv(kv: unknown): kv is StoredKv {
+  const x = kv as Record<string, unknown>;
   return (
     typeof x === "object" &&
     x !== null &&
     typeof x.key === "string" &&
     typeof x.value === "string" &&
-    typeof x.createRevision === "number" &&
-    typeof x.modRevision === "number" &&
-    typeof x.version === "number" &&
-    typeof x.lease === "number"
+    Number.isSafeInteger(x.createRevision) &&
+    Number.isSafeInteger(x.modRevision) &&
+    Number.isSafeInteger(x.version) &&
+    Number.isSafeInteger(x.lease)
   );
 }
 
@@ -590,7 +585,7 @@ class RecordWriter {
     }
     this.room(1);
     if (value === null) this.buf[this.at++] = ROW_DELETE;
-    else if (bucket === "key" && isKvShape(value)) {
+    else if (bucket === "key" && isStoredKv(value)) {
       this.buf[this.at++] = ROW_KV;
       this.str(value.key);
       this.str(value.value);
@@ -702,7 +697,7 @@ function readRows(
         modRevision: f64(),
         version: f64(),
         lease: f64(),
-      } satisfies StoredKvShape;
+      } satisfies StoredKv;
     else if (tag === ROW_OTHER) {
       try {
         value = decode<unknown>(bytes());

@@ -5,7 +5,8 @@
 // the index, deletes old revisions in batches, then persists that it finished; a crash
 // in between resumes it at restart.
 import type { KeyValue } from "../client/history.js";
-import { type Backend, BackendCorrupt } from "./backend.js";
+import { type Backend, BackendCorrupt, isStoredKv, type StoredKv } from "./backend.js";
+
 import { Errors } from "./errors.js";
 
 /** A revision: main (the transaction) and sub (the change inside it). */
@@ -23,16 +24,6 @@ export function revOfKey(k: number): { rev: Rev; tombstone: boolean } {
   const tombstone = k % 2 === 1;
   const x = (k - (tombstone ? 1 : 0)) / 2;
   return { rev: { main: Math.floor(x / 1024), sub: x % 1024 }, tombstone };
-}
-
-/** What the `key` bucket holds at a revision. */
-export interface StoredKv {
-  readonly key: string;
-  readonly value: string;
-  readonly createRevision: number;
-  readonly modRevision: number;
-  readonly version: number;
-  readonly lease: number;
 }
 
 /** A copy for a reader, field by field: one shape, and no spread (V8's slow path). */
@@ -619,18 +610,4 @@ export class WriteTxn {
     this.store.commitTxn(this.changes, this.revs, this.tombstones);
     this.store.backend.unlock();
   }
-}
-
-function isStoredKv(kv: unknown): kv is StoredKv {
-  const x = kv as Record<string, unknown>;
-  return (
-    typeof x === "object" &&
-    x !== null &&
-    typeof x.key === "string" &&
-    typeof x.value === "string" &&
-    Number.isSafeInteger(x.createRevision) &&
-    Number.isSafeInteger(x.modRevision) &&
-    Number.isSafeInteger(x.version) &&
-    Number.isSafeInteger(x.lease)
-  );
 }

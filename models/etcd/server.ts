@@ -43,10 +43,10 @@ import {
   type Snapshot,
   StateType,
 } from "../raft/types.js";
-import { Backend, BackendCorrupt, type BackendHost, type BackendTx } from "./backend.js";
+import { Backend, BackendCorrupt, type BackendHost, type BackendTx, type StoredKv } from "./backend.js";
 import { Errors, MAX_TXN_OPS } from "./errors.js";
 import { LEASE_EXPIRY_CHECK_US, Lessor } from "./lease.js";
-import { inKeyRange, Mvcc, type RangeResult, type StoredKv } from "./mvcc.js";
+import { inKeyRange, Mvcc, type RangeResult } from "./mvcc.js";
 import type {
   ClientMessage,
   InternalRequest,
