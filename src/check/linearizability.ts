@@ -270,6 +270,12 @@ class Search<S, I, O> {
   private readonly requiredRank: Int32Array; // op (local) -> rank among required, or -1
   /** optional op (local) -> the previous optional op with the same input, or -1 */
   private readonly twinBefore: Int32Array;
+  /** optional op (local) -> the next optional op with the same input, or -1 */
+  private readonly twinAfter: Int32Array;
+  /** op (local) -> its call entry */
+  private readonly callEntryOf: Int32Array;
+  /** optional op (local) -> 1 while it is linearized */
+  private readonly optionalPlaced: Uint8Array;
   private readonly linearized: Uint8Array; // by required rank
   private readonly bits: Int32Array; // the same set as a bitset, for the memo
   private readonly scratch: Int32Array;
@@ -333,6 +339,8 @@ class Search<S, I, O> {
       }
     }
     this.twinBefore = new Int32Array(n).fill(-1);
+    this.twinAfter = new Int32Array(n).fill(-1);
+    this.optionalPlaced = new Uint8Array(n);
     this.requiredLeft = required;
     this.linearized = new Uint8Array(required);
     this.bits = new Int32Array((required >> 5) + 2);
@@ -358,6 +366,7 @@ class Search<S, I, O> {
     }
     times.sort((a, b) => a.t - b.t || (a.call === b.call ? a.op - b.op : a.call ? -1 : 1));
     const callEntry = new Int32Array(n).fill(NIL);
+    this.callEntryOf = callEntry;
     let rank = 0;
     for (let e = 0; e < count; e++) {
       const x = times[e] as { t: number; call: boolean; op: number };
@@ -382,7 +391,9 @@ class Search<S, I, O> {
         const op = all[group[local] as number] as CheckOp<I, O>;
         if (!op.optional) continue;
         const key = model.inputKey(op.input);
-        this.twinBefore[local] = lastByKey.get(key) ?? -1;
+        const before = lastByKey.get(key) ?? -1;
+        this.twinBefore[local] = before;
+        if (before >= 0) this.twinAfter[before] = local;
         lastByKey.set(key, local);
       }
     }
@@ -391,6 +402,9 @@ class Search<S, I, O> {
   private readonly stackEntry: number[] = [];
   private readonly stackState: S[] = [];
   private readonly stackPhase: number[] = [];
+  private readonly stackWalkStart: number[] = [];
+  /** Where the current newest-first pass over unknown outcomes began (an entry; count at the end). */
+  private walkStart = 0;
   private state: S;
   private entry: number;
   /**
@@ -421,12 +435,15 @@ class Search<S, I, O> {
       if (entry !== NIL && this.entryIsCall[entry] === 1) {
         const local = this.entryOp[entry] as number;
         const op = this.all[this.group[local] as number] as CheckOp<I, O>;
-        // Wrong pass for this one; and symmetry: an unknown-outcome operation waits for
-        // its earlier twin to be placed.
-        const twin = this.twinBefore[local] as number;
+        // Wrong pass for this one; and symmetry among identical unknown-outcome operations:
+        // trying one is trying them all, so only one of them is tried. Oldest first, that is
+        // the earliest not yet placed; newest first, the newest called so far (an older twin
+        // waits while a newer one, already passed in this pass, is not placed), which keeps
+        // the newest-first order that finds the likely write (taking the oldest instead
+        // made a long history's search guess wrong keys and backtrack far).
         if (
           op.optional !== (phase === 1) ||
-          (twin >= 0 && !this.optionalOn.includes(twin)) ||
+          this.twinBlocked(local) ||
           (phase === 1 && model.rejectUnknown?.(state, op.input))
         ) {
           entry = (phase === 1 && this.newestFirst ? this.prev[entry] : this.next[entry]) as number;
@@ -454,6 +471,7 @@ class Search<S, I, O> {
             stackEntry.push(entry);
             stackState.push(state);
             stackPhase.push(phase);
+            this.stackWalkStart.push(this.walkStart);
             state = next;
             this.lift(entry);
             entry = this.head;
@@ -469,6 +487,7 @@ class Search<S, I, O> {
       // called before it (walking back from it when newest first).
       if (phase === 0) {
         phase = 1;
+        this.walkStart = entry === NIL ? this.entryOp.length : entry;
         entry = this.newestFirst ? (entry === NIL ? NIL : (this.prev[entry] as number)) : this.head;
         continue;
       }
@@ -490,6 +509,7 @@ class Search<S, I, O> {
       const top = stackEntry.pop() as number;
       state = stackState.pop() as S;
       phase = stackPhase.pop() as number;
+      this.walkStart = this.stackWalkStart.pop() as number;
       this.mark(this.entryOp[top] as number, false);
       this.unlift(top);
       entry = (phase === 1 && this.newestFirst ? this.prev[top] : this.next[top]) as number;
@@ -559,12 +579,24 @@ class Search<S, I, O> {
     return this.deadlineValue[i - this.leaves] as number;
   }
 
+  private twinBlocked(local: number): boolean {
+    if (this.newestFirst) {
+      const after = this.twinAfter[local] as number;
+      return (
+        after >= 0 && this.optionalPlaced[after] === 0 && (this.callEntryOf[after] as number) < this.walkStart
+      );
+    }
+    const before = this.twinBefore[local] as number;
+    return before >= 0 && this.optionalPlaced[before] === 0;
+  }
+
   private mark(local: number, on: boolean): void {
     this.setHash ^= this.zobrist[local] as number;
     const slot = this.deadlineSlot[local] as number;
     if (slot >= 0) this.bumpDeadline(slot, on ? -1 : 1);
     const rank = this.requiredRank[local] as number;
     if (rank < 0) {
+      this.optionalPlaced[local] = on ? 1 : 0;
       const list = this.optionalOn;
       if (on) {
         let i = list.length;
