@@ -330,8 +330,8 @@ export function settleUnknown(ops: readonly EtcdCheckOp[], base = 1): Settled {
   });
   // An unknown put whose value no response ever shows, on a key no txn compares by value,
   // matters only by the revision and version it takes: its value can be any other never
-  // seen. Giving all of those one placeholder per key makes them twins, tried only in
-  // call order (without it, a crash that leaves many puts unknown explodes the search).
+  // seen. Giving all of those one placeholder per key makes them twins, tried one at a
+  // time (without it, a crash that leaves many puts unknown explodes the search).
   const valueCompared = new Set<string>();
   for (const op of out)
     if (op.input.type === "txn")

@@ -28,7 +28,8 @@ export interface Model<S, I, O> {
   describeState?(state: S): string;
   /**
    * A key equal for inputs with the same effect. Among unknown-outcome operations with
-   * equal keys, only the earliest called is tried (the others are interchangeable).
+   * equal keys only one is tried at a point (the others are interchangeable): the newest
+   * called so far with `unknownNewestFirst`, else the earliest not yet placed.
    */
   inputKey?(input: I): string;
   /**
