@@ -17,14 +17,13 @@ export function encode(value: unknown): Uint8Array {
 }
 
 /**
- * `encode` with `headerBytes` zero bytes in front, for the caller to fill. A record bound
- * for a disk's write queue is short-lived and comes from a slab; a kept one (`kept`, a
- * db snapshot) gets its own buffer, so that it holds no slab alive.
+ * `encode` with `headerBytes` zero bytes in front, for the caller to fill: a record bound
+ * for a disk's write queue, short-lived, so cut from a slab.
  */
-export function encodeAfter(headerBytes: number, value: unknown, kept = false): Uint8Array {
+export function encodeAfter(headerBytes: number, value: unknown): Uint8Array {
   const packed = packr.pack(value);
   const n = headerBytes + packed.length;
-  const out = kept ? new Uint8Array(n) : slabBytes(n);
+  const out = slabBytes(n);
   out.set(packed, headerBytes);
   return out;
 }

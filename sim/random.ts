@@ -54,6 +54,19 @@ export class Random {
     return p > 0 && (p >= 1 || this.g() < p);
   }
 
+  /** One of `choices` by weight (weights need not sum to 1). */
+  weighted<T>(choices: readonly (readonly [T, number])[]): T {
+    if (choices.length === 0) throw new RangeError("Random.weighted: no choices");
+    let total = 0;
+    for (const [, w] of choices) total += w;
+    let x = this.float(0, total);
+    for (const [c, w] of choices) {
+      if (x < w) return c;
+      x -= w;
+    }
+    return (choices[choices.length - 1] as readonly [T, number])[0];
+  }
+
   pick<T>(items: readonly T[]): T {
     if (items.length === 0) throw new RangeError("Random.pick: no items");
     return items[Math.floor(this.g() * items.length)] as T;

@@ -345,16 +345,8 @@ function defaultCluster(members: number): ClusterPlan {
  */
 export function resolveProfile(seed: number, profile: string, caseName?: string): string {
   if (profile !== "mixed") return profile;
-  const pick = (stream: string, choices: readonly (readonly [string, number])[]) => {
-    const rng = new Random(String(seed)).fork(stream);
-    const total = choices.reduce((s, [, w]) => s + w, 0);
-    let x = rng.float(0, total);
-    for (const [name, w] of choices) {
-      if (x < w) return name;
-      x -= w;
-    }
-    return "etcd";
-  };
+  const pick = (stream: string, choices: readonly (readonly [string, number])[]) =>
+    new Random(String(seed)).fork(stream).weighted(choices);
   const fits = (name: string) => caseName === undefined || caseMismatch(caseName, name) === null;
   const first = pick("profile", MIXED);
   if (fits(first)) return first;

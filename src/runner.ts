@@ -5,6 +5,7 @@ import { Bugs } from "../models/bugs.js";
 import type { EtcdClient } from "../models/client/client.js";
 import type { Operation } from "../models/client/history.js";
 import { EtcdCluster } from "../models/etcd/cluster.js";
+import { electionTimeoutUs } from "../models/raft/node.js";
 import { Simulator } from "../sim/index.js";
 import type { LivenessProbe, MemberEnd, RunArtifacts } from "./check/artifacts.js";
 import { type Validation, validateRun } from "./check/validate.js";
@@ -258,7 +259,7 @@ export function runScenario(sc: Scenario, o: RunOptions = {}): RunResult {
     liveness,
     reports: sim.monitor.reports,
     endUs,
-    params: { electionTimeoutUs: cp.tickUs * cp.electionTicks, maxClockDriftPpm: maxDrift },
+    params: { electionTimeoutUs: electionTimeoutUs(cp), maxClockDriftPpm: maxDrift },
     ...(cluster.backup ? { backup: cluster.backup } : {}),
     ...(cluster.restores.length > 0 ? { restores: cluster.restores } : {}),
   };

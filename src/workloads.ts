@@ -43,18 +43,6 @@ function loop(env: WorkloadEnv, step: (done: () => void) => void): void {
   next();
 }
 
-/** Picks one of `choices` by weight. */
-function pick<T>(rng: Random, choices: readonly (readonly [T, number])[]): T {
-  let total = 0;
-  for (const [, w] of choices) total += w;
-  let x = rng.float(0, total);
-  for (const [c, w] of choices) {
-    if (x < w) return c;
-    x -= w;
-  }
-  return (choices[choices.length - 1] as readonly [T, number])[0];
-}
-
 /** What a client learned from answers: the newest revision, each key's mod revision. */
 class Seen {
   revision = 1;
@@ -172,7 +160,7 @@ function etcdTraffic(env: WorkloadEnv): void {
         then?.(r);
         done();
       });
-    const op = pick(rng, plan.mix === "create-delete" ? CREATE_DELETE_MIX : ETCD_MIX);
+    const op = rng.weighted(plan.mix === "create-delete" ? CREATE_DELETE_MIX : ETCD_MIX);
     switch (op) {
       // (requests spelt out in each shape: a conditional spread takes V8's slow path)
       case "get":
@@ -356,7 +344,7 @@ function kubernetesTraffic(env: WorkloadEnv): void {
         then?.(r);
         done();
       });
-    const op = pick(rng, [
+    const op = rng.weighted([
       ["create", 20],
       ["update", 30],
       ["delete", 10],

@@ -710,12 +710,12 @@ function readRows(
   }
 }
 
-/** Fills in the header of a record whose body follows HEADER_BYTES of room (encodeAfter). */
+/** Fills in the header of a record whose body follows HEADER_BYTES of room (RecordWriter). */
 function frame(record: Uint8Array): Uint8Array {
-  const body = record.subarray(HEADER_BYTES);
-  putU32(record, 0, body.length);
-  putU32(record, 4, ~body.length >>> 0);
-  putU32(record, 8, crc32c(0, body));
+  const length = record.length - HEADER_BYTES;
+  putU32(record, 0, length);
+  putU32(record, 4, ~length >>> 0);
+  putU32(record, 8, crc32c(0, record, HEADER_BYTES));
   return record;
 }
 

@@ -23,6 +23,7 @@ import type {
   TxnOp,
   TxnOpResponse,
 } from "../../models/client/history.js";
+import type { StoreState } from "../../models/etcd/cluster.js";
 import { Errors, MAX_TXN_OPS } from "../../models/etcd/errors.js";
 import { hashString } from "../../sim/index.js";
 import type { Model } from "./linearizability.js";
@@ -144,12 +145,7 @@ export const INITIAL_ETCD_STATE: EtcdState = {
 };
 
 /** A store holding `kvs` and `leases` at `revision` (an epoch's start after a restore). */
-export function etcdStateOf(o: {
-  readonly revision: number;
-  readonly compactRevision: number;
-  readonly kvs: readonly KeyValue[];
-  readonly leases: readonly number[];
-}): EtcdState {
+export function etcdStateOf(o: StoreState): EtcdState {
   const byKey = new Map<string, Kv>();
   for (const x of o.kvs)
     byKey.set(x.key, {

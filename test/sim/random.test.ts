@@ -76,4 +76,21 @@ test("exponential has the right mean and latency stays bounded", () => {
   }
 });
 
+test("weighted follows the weights, never picks a zero weight, and needs a choice", () => {
+  const r = new Random("weighted");
+  const counts = new Map<string, number>();
+  for (let i = 0; i < 30000; i++) {
+    const c = r.weighted([
+      ["a", 1],
+      ["never", 0],
+      ["b", 3],
+    ] as const);
+    counts.set(c, (counts.get(c) ?? 0) + 1);
+  }
+  assert.is(counts.get("never"), undefined);
+  const share = (counts.get("b") ?? 0) / 30000;
+  assert.ok(Math.abs(share - 0.75) < 0.02, `b drawn ${share}`);
+  assert.throws(() => r.weighted([]));
+});
+
 test.run();
