@@ -71,46 +71,100 @@ export interface DiskHost {
   scheduleDisk(node: number, atUs: number, label: string, fn: () => void): void;
 }
 
+// A file's bytes in pages of 64 KiB: a growing WAL segment or db file never copies what it
+// already holds (doubling one array copied every file twice over, in the cache and in the
+// durable image). Every page but the first is full size; the first grows by doubling from
+// 4 KiB, so that small files stay small.
+const PAGE_SHIFT = 16;
+const PAGE_BYTES = 1 << PAGE_SHIFT;
+const PAGE_MASK = PAGE_BYTES - 1;
+
 /** A growable byte buffer. */
 class Buf {
-  bytes: Uint8Array;
-  length: number;
+  pages: Uint8Array[] = [];
+  length = 0;
 
-  // (a WAL segment or a db grows by appends: starting at a page saves the small doublings)
-  constructor(capacity = 4096) {
-    this.bytes = new Uint8Array(capacity);
-    this.length = 0;
+  /** Makes [0, end) addressable; new bytes are zero. */
+  private reserve(end: number): void {
+    const pages = this.pages;
+    const last = (end - 1) >>> PAGE_SHIFT;
+    let i = pages.length - 1;
+    if (i >= 0 && i < last) this.grow(i, PAGE_BYTES);
+    for (i = Math.max(i, 0); i < last; i++) if (i >= pages.length) pages.push(new Uint8Array(PAGE_BYTES));
+    const need = end - (last << PAGE_SHIFT);
+    if (last < pages.length) this.grow(last, need);
+    else if (last > 0) pages.push(new Uint8Array(PAGE_BYTES));
+    else {
+      let cap = 4096;
+      while (cap < need) cap *= 2;
+      pages.push(new Uint8Array(cap));
+    }
   }
 
-  private ensure(n: number): void {
-    if (n <= this.bytes.length) return;
-    let cap = this.bytes.length * 2;
-    while (cap < n) cap *= 2;
+  private grow(i: number, need: number): void {
+    const page = this.pages[i] as Uint8Array;
+    if (need <= page.length) return;
+    let cap = page.length * 2;
+    while (cap < need) cap *= 2;
     const b = new Uint8Array(cap);
-    b.set(this.bytes.subarray(0, this.length));
-    this.bytes = b;
+    b.set(page);
+    this.pages[i] = b;
   }
 
   write(offset: number, src: Uint8Array): void {
     const end = offset + src.length;
-    this.ensure(end);
+    if (end === offset) return;
+    this.reserve(end);
     // Bytes between the old end and `offset` stay zero: truncate() zeroes what it cuts.
-    this.bytes.set(src, offset);
+    let at = offset;
+    let from = 0;
+    while (at < end) {
+      const po = at & PAGE_MASK;
+      const n = Math.min(end - at, PAGE_BYTES - po);
+      const page = this.pages[at >>> PAGE_SHIFT] as Uint8Array;
+      page.set(n === src.length ? src : src.subarray(from, from + n), po);
+      at += n;
+      from += n;
+    }
     if (end > this.length) this.length = end;
   }
 
   truncate(n: number): void {
     if (n < this.length) {
-      this.bytes.fill(0, n, this.length);
-    } else {
-      this.ensure(n);
+      // Whole pages past the cut go; the rest of the cut page is zeroed.
+      this.pages.length = (n + PAGE_MASK) >>> PAGE_SHIFT;
+      if (n & PAGE_MASK) {
+        const page = this.pages[n >>> PAGE_SHIFT] as Uint8Array;
+        page.fill(0, n & PAGE_MASK, Math.min(page.length, this.length - (n & ~PAGE_MASK)));
+      }
+    } else if (n > this.length) {
+      this.reserve(n);
     }
     this.length = n;
   }
 
+  /** A copy of [from, to). */
+  slice(from: number, to: number): Uint8Array {
+    const out = new Uint8Array(Math.max(0, to - from));
+    let at = from;
+    while (at < to) {
+      const po = at & PAGE_MASK;
+      const n = Math.min(to - at, PAGE_BYTES - po);
+      out.set((this.pages[at >>> PAGE_SHIFT] as Uint8Array).subarray(po, po + n), at - from);
+      at += n;
+    }
+    return out;
+  }
+
+  /** Flips the bits of `mask` in byte `i` (< length). */
+  xor(i: number, mask: number): void {
+    const page = this.pages[i >>> PAGE_SHIFT] as Uint8Array;
+    page[i & PAGE_MASK] = (page[i & PAGE_MASK] as number) ^ mask;
+  }
+
   clone(): Buf {
-    const b = new Buf(Math.max(64, this.length));
-    b.bytes.set(this.bytes.subarray(0, this.length));
+    const b = new Buf();
+    for (const page of this.pages) b.pages.push(page.slice());
     b.length = this.length;
     return b;
   }
@@ -250,7 +304,7 @@ export class Disk {
     const p = this.faults.readEioPrefix;
     if (p !== null && path.startsWith(p)) throw new DiskError("EIO", `read ${path}`);
     const end = length === undefined ? f.data.length : Math.min(f.data.length, offset + length);
-    return f.data.bytes.slice(Math.min(offset, end), end);
+    return f.data.slice(Math.min(offset, end), end);
   }
 
   // ---- writes (into the page cache) ---------------------------------------------------
@@ -382,8 +436,8 @@ export class Disk {
     if (offset < f.data.length) f.corrupted.push([offset, Math.min(end, f.data.length)]);
     for (let i = offset; i < end; i++) {
       const mask = 1 << this.random.int(0, 8);
-      if (i < f.data.length) f.data.bytes[i] = (f.data.bytes[i] as number) ^ mask;
-      if (i < f.durable.length) f.durable.bytes[i] = (f.durable.bytes[i] as number) ^ mask;
+      if (i < f.data.length) f.data.xor(i, mask);
+      if (i < f.durable.length) f.durable.xor(i, mask);
     }
   }
 
@@ -404,7 +458,7 @@ export class Disk {
     const out = new Map<string, { bytes: Uint8Array; corrupted: [number, number][] }>();
     for (const [name, f] of [...this.durableNames].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
       out.set(name, {
-        bytes: f.durable.bytes.slice(0, f.durable.length),
+        bytes: f.durable.slice(0, f.durable.length),
         corrupted: f.corrupted.map(([a, b]) => [a, b]),
       });
     return out;

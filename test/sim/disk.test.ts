@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { type Disk, type DiskCrashMode, DiskError, Simulator, slabBytes } from "../../sim/index.js";
+import { type Disk, type DiskCrashMode, DiskError, Random, Simulator, slabBytes } from "../../sim/index.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -213,6 +213,46 @@ test("overwrite, truncate and wipe", () => {
   disk.wipe();
   crash(sim, "lose");
   assert.not.ok(disk.exists("f"));
+});
+
+test("files across many pages: writes, sparse writes, truncates and crashes match a flat model", () => {
+  const { sim, disk } = setup("pages");
+  const rnd = new Random("pages-model");
+  let cache = new Uint8Array(0);
+  let durable = new Uint8Array(0);
+  const resize = (b: Uint8Array, n: number) => {
+    const out = new Uint8Array(n);
+    out.set(b.subarray(0, Math.min(n, b.length)));
+    return out;
+  };
+  disk.create("f");
+  fsync(sim, disk, "f");
+  for (let step = 0; step < 300; step++) {
+    const r = rnd.int(0, 10);
+    if (r < 6) {
+      // up to 200 KiB, anywhere up to 100 KiB past the end: crosses 64 KiB pages
+      const bytes = new Uint8Array(rnd.int(1, 200_000)).map(() => rnd.int(0, 256));
+      const offset = rnd.int(0, Math.min(cache.length, 800_000) + 100_000);
+      disk.write("f", offset, bytes);
+      if (offset + bytes.length > cache.length) cache = resize(cache, offset + bytes.length);
+      cache.set(bytes, offset);
+    } else if (r < 8) {
+      const n = rnd.int(0, cache.length + 70_000);
+      disk.truncate("f", n);
+      cache = resize(cache, n);
+    } else if (r < 9) {
+      fsync(sim, disk, "f");
+      durable = cache.slice();
+    } else {
+      crash(sim, "lose");
+      cache = durable.slice();
+    }
+    assert.is(disk.size("f"), cache.length);
+    const from = rnd.int(0, cache.length + 1);
+    const length = rnd.int(0, 150_000);
+    assert.equal(disk.read("f", from, length), cache.slice(from, from + length));
+    assert.equal(disk.read("f"), cache, `step ${step}`);
+  }
 });
 
 test("a write the caller changes afterwards reaches the disk as it was written", () => {
