@@ -26,11 +26,15 @@ export function revOfKey(k: number): { rev: Rev; tombstone: boolean } {
   return { rev: { main: Math.floor(x / 1024), sub: x % 1024 }, tombstone };
 }
 
-/** A copy for a reader, field by field: one shape, and no spread (V8's slow path). */
-export function copyKv(kv: StoredKv, value = kv.value): KeyValue {
+/**
+ * A keys-only read's copy, field by field: one shape, and no spread (V8's slow path).
+ * Readers otherwise get the stored object itself: a KeyValue never changes once stored
+ * (where etcd hands out a fresh decoding of the same bytes).
+ */
+function withoutValue(kv: StoredKv): KeyValue {
   return {
     key: kv.key,
-    value,
+    value: "",
     createRevision: kv.createRevision,
     modRevision: kv.modRevision,
     version: kv.version,
@@ -289,7 +293,7 @@ export class Mvcc {
       const stored = this.backend.get("key", revKey(at.main, at.sub, false), write) as StoredKv | undefined;
       // etcd's rangeKeys: "range failed to find revision pair" is Fatal
       if (!stored) this.host.fatal(`range failed to find revision pair ${at.main}.${at.sub} of ${k}`);
-      kvs.push(copyKv(stored, o.keysOnly ? "" : stored.value));
+      kvs.push(o.keysOnly ? withoutValue(stored) : stored);
     }
     return { kvs, count, rev } satisfies RangeResult;
   }
@@ -301,7 +305,7 @@ export class Mvcc {
       const { rev, tombstone } = revOfKey(k as number);
       // rows read from disk were checked by restore(): no check on this watch path
       const kv = v as StoredKv;
-      return { rev, change: { type: tombstone ? "DELETE" : "PUT", kv: copyKv(kv) } };
+      return { rev, change: { type: tombstone ? "DELETE" : "PUT", kv } };
     });
   }
 
@@ -520,13 +524,13 @@ export class WriteTxn {
     for (const [k, kv] of this.pending) {
       if (!inKeyRange(k, key, end)) continue;
       if (kv === null) byKey.delete(k);
-      else byKey.set(k, copyKv(kv));
+      else byKey.set(k, kv);
     }
     const all = [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const limit = o.limit ?? 0;
     const shown = o.countOnly ? [] : limit > 0 ? all.slice(0, limit) : all;
     return {
-      kvs: o.keysOnly ? shown.map((kv) => copyKv(kv, "")) : shown,
+      kvs: o.keysOnly ? shown.map(withoutValue) : shown,
       count: all.length,
       rev: this.nextMain,
     } satisfies RangeResult;
@@ -556,7 +560,7 @@ export class WriteTxn {
     };
     this.store.backend.put("key", revKey(rev.main, rev.sub, false), kv);
     this.pending.set(key, kv);
-    this.changes.push({ type: "PUT", kv: copyKv(kv) });
+    this.changes.push({ type: "PUT", kv });
     this.revs.push(rev);
     this.tombstones.push(false);
     return { prev };

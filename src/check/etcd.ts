@@ -344,15 +344,17 @@ function compareOne(kv: Kv, c: Compare): boolean {
 
 /** Keys written by puts and deletes of a txn's branches must not overlap (etcd's checkIntervals). */
 function txnValidation(ops: readonly TxnOp[]): ErrorResponse | null {
-  const puts = new Set<string>();
-  for (const op of ops) {
-    if (op.type !== "put") continue;
-    if (puts.has(op.key)) return Errors.duplicateKey;
-    puts.add(op.key);
-  }
-  for (const op of ops) {
-    if (op.type !== "delete") continue;
-    for (const k of puts) if (inRange(k, op.key, op.rangeEnd)) return Errors.duplicateKey;
+  // Pairwise: a branch holds a handful of ops, and this runs on every try of the search.
+  for (let i = 0; i < ops.length; i++) {
+    const a = ops[i] as TxnOp;
+    if (a.type !== "put") continue;
+    for (let j = 0; j < ops.length; j++) {
+      const b = ops[j] as TxnOp;
+      if (
+        b.type === "put" ? j < i && b.key === a.key : b.type === "delete" && inRange(a.key, b.key, b.rangeEnd)
+      )
+        return Errors.duplicateKey;
+    }
   }
   return null;
 }

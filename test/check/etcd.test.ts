@@ -8,6 +8,7 @@ import type {
   KvRequest,
   KvResponse,
   Operation,
+  TxnOp,
 } from "../../models/client/history.js";
 import { Errors } from "../../models/etcd/errors.js";
 import { applyRequest, INITIAL_ETCD_STATE } from "../../src/check/etcd.js";
@@ -131,6 +132,14 @@ test("compaction, future revisions, leases and txn validation give etcd's errors
     failure: [],
   });
   assert.equal(dup.response, Errors.duplicateKey);
+  // a delete whose range covers a put of the same branch, in either order (etcd's checkIntervals)
+  const txnOf = (success: TxnOp[]) => applyRequest(s, { type: "txn", compare: [], success, failure: [] });
+  const put = { type: "put", key: "b", value: "1" } as const;
+  const del = { type: "delete", key: "a", rangeEnd: "c" } as const;
+  assert.equal(txnOf([put, del]).response, Errors.duplicateKey);
+  assert.equal(txnOf([del, put]).response, Errors.duplicateKey);
+  assert.is(txnOf([put, { type: "delete", key: "c", rangeEnd: "d" }]).response.type, "txn");
+  assert.is(txnOf([put, { type: "put", key: "c", value: "1" }]).response.type, "txn");
   const many = applyRequest(s, {
     type: "txn",
     compare: [],
