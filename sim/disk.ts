@@ -195,15 +195,23 @@ function slabCopy(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
-/** A write (bytes) or a truncation (bytes = null) not yet durable. */
+/**
+ * A write (bytes) or a truncation (bytes = null) not yet durable, with what it replaced:
+ * the durable image is the cache with its pending ops undone, newest first, so that a
+ * file is held once and an fsync moves no bytes.
+ */
 interface PendingOp {
   readonly offset: number;
   readonly bytes: Uint8Array | null;
+  /** The file's length before the op. */
+  readonly oldLength: number;
+  /** The bytes the op overwrote or cut, from `offset` (null: none, as for an append). */
+  readonly old: Uint8Array | null;
 }
 
 class Inode {
+  /** The file as the page cache holds it; the durable image is `durable()`. */
   data = new Buf();
-  durable = new Buf();
   pending: PendingOp[] = [];
   /** Ops ever issued, and ops moved into the durable image: fsync targets are counts. */
   opsIssued = 0;
@@ -215,6 +223,17 @@ class Inode {
 
   constructor(name: string) {
     this.name = name;
+  }
+
+  /** The durable image: a copy of the cache with the pending ops undone. */
+  durable(): Buf {
+    const b = this.data.clone();
+    for (let i = this.pending.length - 1; i >= 0; i--) {
+      const op = this.pending[i] as PendingOp;
+      b.truncate(op.oldLength);
+      if (op.old !== null) b.write(op.offset, op.old);
+    }
+    return b;
   }
 
   /** Forgets corruption the file no longer holds: cut off, or overwritten by [from, to). */
@@ -318,12 +337,14 @@ export class Disk {
   /** `handOver`: the caller never changes `bytes` again, so the disk keeps them uncopied. */
   write(path: string, offset: number, bytes: Uint8Array, handOver = false): void {
     const f = this.names.get(path) ?? this.newInode(path);
-    const growth = Math.max(0, offset + bytes.length - f.data.length);
+    const oldLength = f.data.length;
+    const growth = Math.max(0, offset + bytes.length - oldLength);
     this.checkWrite(path, growth);
+    const old = offset < oldLength ? f.data.slice(offset, Math.min(offset + bytes.length, oldLength)) : null;
     f.data.write(offset, bytes);
     f.clean(f.data.length, offset, offset + bytes.length);
     this.usedBytes += growth;
-    this.record(f, { offset, bytes: handOver ? bytes : slabCopy(bytes) });
+    this.record(f, { offset, bytes: handOver ? bytes : slabCopy(bytes), oldLength, old });
     this.stats.bytesWritten += bytes.length;
   }
 
@@ -334,11 +355,13 @@ export class Disk {
 
   truncate(path: string, length: number): void {
     const f = this.inode(path);
-    this.checkWrite(path, Math.max(0, length - f.data.length));
-    this.usedBytes += length - f.data.length;
+    const oldLength = f.data.length;
+    this.checkWrite(path, Math.max(0, length - oldLength));
+    this.usedBytes += length - oldLength;
+    const old = length < oldLength ? f.data.slice(length, oldLength) : null;
     f.data.truncate(length);
     f.clean(length);
-    this.record(f, { offset: length, bytes: null });
+    this.record(f, { offset: length, bytes: null, oldLength, old });
   }
 
   /** Replaces `to` if it exists. Durable only after fsyncDir of the directory. */
@@ -406,7 +429,7 @@ export class Disk {
     }
     const survivors = new Map<string, Inode>();
     for (const [name, f] of this.durableNames) {
-      const data = f.durable.clone();
+      const data = f.durable();
       const ops = f.pending;
       if (mode !== "lose" && ops.length > 0) {
         const k = this.random.int(0, ops.length + 1);
@@ -414,7 +437,6 @@ export class Disk {
         if (mode === "torn" && k < ops.length) this.tear(data, ops[k] as PendingOp);
       }
       f.data = data;
-      f.durable = data.clone();
       f.pending = [];
       f.opsDurable = f.opsIssued;
       f.name = name;
@@ -437,7 +459,11 @@ export class Disk {
     for (let i = offset; i < end; i++) {
       const mask = 1 << this.random.int(0, 8);
       if (i < f.data.length) f.data.xor(i, mask);
-      if (i < f.durable.length) f.durable.xor(i, mask);
+      // on disk too: the bytes pending ops replaced are what the disk holds
+      for (const op of f.pending) {
+        const at = i - op.offset;
+        if (op.old !== null && at >= 0 && at < op.old.length) op.old[at] = (op.old[at] as number) ^ mask;
+      }
     }
   }
 
@@ -456,11 +482,13 @@ export class Disk {
   /** A copy of the durable files: the volume as a snapshot of it would keep it. */
   image(): DiskImage {
     const out = new Map<string, { bytes: Uint8Array; corrupted: [number, number][] }>();
-    for (const [name, f] of [...this.durableNames].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    for (const [name, f] of [...this.durableNames].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const durable = f.durable();
       out.set(name, {
-        bytes: f.durable.slice(0, f.durable.length),
+        bytes: durable.slice(0, durable.length),
         corrupted: f.corrupted.map(([a, b]) => [a, b]),
       });
+    }
     return out;
   }
 
@@ -470,7 +498,6 @@ export class Disk {
     for (const [name, { bytes, corrupted }] of image) {
       const f = new Inode(name);
       f.data.write(0, bytes);
-      f.durable = f.data.clone();
       f.durableName = name;
       f.corrupted = corrupted.map(([a, b]) => [a, b]);
       this.names.set(name, f);
@@ -534,11 +561,12 @@ export class Disk {
     return done;
   }
 
-  /** Moves ops up to count `target` into the durable image (ext4: also the file's name). */
+  /** Makes ops up to count `target` durable (ext4: also the file's name). */
   private persist(f: Inode, target: number): void {
-    while (f.opsDurable < target && f.pending.length > 0) {
-      applyOp(f.durable, f.pending.shift() as PendingOp);
-      f.opsDurable++;
+    const n = Math.min(target - f.opsDurable, f.pending.length);
+    if (n > 0) {
+      f.pending.splice(0, n);
+      f.opsDurable += n;
     }
     if (f.durableName === null && f.name !== null && this.names.get(f.name) === f) {
       f.durableName = f.name;

@@ -198,6 +198,26 @@ test("corruption flips bytes in the cache and on disk", () => {
   assert.equal(disk.read("db"), v, "the corruption is durable");
 });
 
+test("corruption under an unsynced overwrite reaches the durable bytes too", () => {
+  const { sim, disk } = setup();
+  disk.append("db", enc("aaaaaaaa"));
+  fsync(sim, disk, "db");
+  disk.write("db", 0, enc("bbbbbbbbbb")); // overwrites all 8 durable bytes, appends 2
+  disk.corrupt("db", 3, 6);
+  const cached = disk.read("db");
+  crash(sim, "lose");
+  const durable = disk.read("db");
+  assert.is(dec(durable.slice(0, 3)), "aaa");
+  for (let i = 3; i < 8; i++) {
+    const mask = (cached[i] as number) ^ 98;
+    assert.ok(
+      mask !== 0 && (durable[i] as number) === (97 ^ mask),
+      `byte ${i}: the same bit flipped on disk`,
+    );
+  }
+  assert.is(durable.length, 8, "the unsynced append is gone");
+});
+
 test("overwrite, truncate and wipe", () => {
   const { sim, disk } = setup();
   disk.append("f", enc("abcdef"));
@@ -215,45 +235,96 @@ test("overwrite, truncate and wipe", () => {
   assert.not.ok(disk.exists("f"));
 });
 
-test("files across many pages: writes, sparse writes, truncates and crashes match a flat model", () => {
+test("files across many pages: writes, truncates, fsyncs, crashes and corruption match a flat model", () => {
   const { sim, disk } = setup("pages");
   const rnd = new Random("pages-model");
-  let cache = new Uint8Array(0);
-  let durable = new Uint8Array(0);
-  const resize = (b: Uint8Array, n: number) => {
+  const resize = (b: Uint8Array, n: number): Uint8Array => {
     const out = new Uint8Array(n);
     out.set(b.subarray(0, Math.min(n, b.length)));
     return out;
   };
+  let cache: Uint8Array = new Uint8Array(0);
+  let durable: Uint8Array = new Uint8Array(0);
+  /** Unsynced ops, as functions from one image to the next. */
+  let pending: ((b: Uint8Array) => Uint8Array)[] = [];
   disk.create("f");
   fsync(sim, disk, "f");
-  for (let step = 0; step < 300; step++) {
-    const r = rnd.int(0, 10);
+  for (let step = 0; step < 400; step++) {
+    const r = rnd.int(0, 12);
     if (r < 6) {
       // up to 200 KiB, anywhere up to 100 KiB past the end: crosses 64 KiB pages
       const bytes = new Uint8Array(rnd.int(1, 200_000)).map(() => rnd.int(0, 256));
       const offset = rnd.int(0, Math.min(cache.length, 800_000) + 100_000);
       disk.write("f", offset, bytes);
-      if (offset + bytes.length > cache.length) cache = resize(cache, offset + bytes.length);
-      cache.set(bytes, offset);
+      const op = (b: Uint8Array) => {
+        const out = resize(b, Math.max(b.length, offset + bytes.length));
+        out.set(bytes, offset);
+        return out;
+      };
+      pending.push(op);
+      cache = op(cache);
     } else if (r < 8) {
       const n = rnd.int(0, cache.length + 70_000);
       disk.truncate("f", n);
-      cache = resize(cache, n);
+      const op = (b: Uint8Array) => resize(b, n);
+      pending.push(op);
+      cache = op(cache);
     } else if (r < 9) {
       fsync(sim, disk, "f");
       durable = cache.slice();
-    } else {
+      pending = [];
+    } else if (r < 10) {
       crash(sim, "lose");
       cache = durable.slice();
+      pending = [];
+    } else if (r < 11) {
+      // an ordered prefix of the unsynced ops survives
+      crash(sim, "prefix");
+      const got = disk.read("f");
+      let image = durable;
+      let found = equal(image, got);
+      for (const op of pending) {
+        image = op(image);
+        found ||= equal(image, got);
+      }
+      assert.ok(found, `step ${step}: a crash kept the durable image plus a prefix of the unsynced ops`);
+      cache = got;
+      durable = got.slice();
+      pending = [];
+    } else if (pending.length === 0 && cache.length > 0) {
+      // corruption at rest (nothing unsynced): one flipped bit per byte, in the range only
+      const offset = rnd.int(0, cache.length);
+      const length = Math.min(rnd.int(1, 5_000), cache.length - offset);
+      disk.corrupt("f", offset, length);
+      const got = disk.read("f");
+      assert.is(got.length, cache.length);
+      for (let i = 0; i < got.length; i++) {
+        const x = (got[i] as number) ^ (cache[i] as number);
+        if (i < offset || i >= offset + length) assert.is(x, 0);
+        else assert.ok(x !== 0 && (x & (x - 1)) === 0, `byte ${i}: one bit flipped`);
+      }
+      cache = got;
+      durable = got.slice();
     }
     assert.is(disk.size("f"), cache.length);
     const from = rnd.int(0, cache.length + 1);
     const length = rnd.int(0, 150_000);
-    assert.equal(disk.read("f", from, length), cache.slice(from, from + length));
-    assert.equal(disk.read("f"), cache, `step ${step}`);
+    sameBytes(disk.read("f", from, length), cache.slice(from, from + length), `step ${step}: a read`);
+    sameBytes(disk.read("f"), cache, `step ${step}: the file`);
+    sameBytes(disk.image().get("f")?.bytes ?? new Uint8Array(0), durable, `step ${step}: the durable image`);
   }
 });
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Where two byte arrays first differ, as a short message (uvu's diff of megabytes takes minutes). */
+function sameBytes(got: Uint8Array, want: Uint8Array, what: string): void {
+  assert.is(got.length, want.length, `${what}: length`);
+  const i = got.findIndex((x, j) => x !== want[j]);
+  assert.is(i, -1, `${what}: first difference at byte ${i}`);
+}
 
 test("a write the caller changes afterwards reaches the disk as it was written", () => {
   const { sim, disk } = setup();
