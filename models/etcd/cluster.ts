@@ -465,6 +465,8 @@ export class EtcdCluster {
             if (!learner) return done(true);
             // promote once it holds what the leader committed (etcd refuses before)
             const promote = () => {
+              // replaced again meanwhile: the newer replacement promotes its own member
+              if (this.memberIds[slot] !== newId) return;
               const s = this.server(slot);
               const lead = this.leader();
               if (!s || !lead || s.applied < lead.raft.committedIndex) {

@@ -34,6 +34,8 @@ export const Errors = {
   corrupt: err("DataLoss", "etcdserver: corrupt cluster"),
   memberNotFound: err("NotFound", "etcdserver: member not found"),
   memberExists: err("FailedPrecondition", "etcdserver: member ID already exist"),
+  memberNotLearner: err("FailedPrecondition", "etcdserver: can only promote a learner member"),
+  tooManyLearners: err("FailedPrecondition", "etcdserver: too many learner members in cluster"),
   unhealthy: err("Unavailable", "etcdserver: unhealthy cluster"),
   learnerNotReady: err(
     "FailedPrecondition",
@@ -58,3 +60,6 @@ export function isIndefinite(e: ErrorResponse): boolean {
 
 /** etcd's limit on operations in one txn (--max-txn-ops). */
 export const MAX_TXN_OPS = 128;
+
+/** etcd's --max-learners default (membership.ValidateMaxLearnerConfig). */
+export const MAX_LEARNERS = 1;

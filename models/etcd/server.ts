@@ -44,7 +44,7 @@ import {
   StateType,
 } from "../raft/types.js";
 import { Backend, BackendCorrupt, type BackendHost, type BackendTx, type StoredKv } from "./backend.js";
-import { Errors, MAX_TXN_OPS } from "./errors.js";
+import { Errors, MAX_LEARNERS, MAX_TXN_OPS } from "./errors.js";
 import { LEASE_EXPIRY_CHECK_US, Lessor } from "./lease.js";
 import { inKeyRange, Mvcc, type RangeResult } from "./mvcc.js";
 import type {
@@ -201,6 +201,14 @@ export class EtcdServer implements NodeProgram, RaftApp {
   private fwdCounter = 0;
   readonly members = new Map<number, { learner: boolean }>();
   private readonly removedMembers = new Set<number>();
+  /**
+   * The membership in raft's log order, ahead of `members` while the apply queue lags:
+   * what a committed membership change is validated against (confChangeAllowed).
+   */
+  private readonly confMembers = new Map<number, { learner: boolean }>();
+  private readonly confRemoved = new Set<number>();
+  /** Membership changes refused at apply (by log index): their callers get the error. */
+  private readonly refusedConf = new Map<number, ErrorResponse>();
   private defragging = false;
   /** Whether clients are served: after this incarnation's publish entry is applied. */
   serving = false;
@@ -274,6 +282,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
       throw e;
     }
     this.restoreMembers();
+    copyMembership(this.members, this.removedMembers, this.confMembers, this.confRemoved);
     this.applied = Math.max(this.ci, snap?.metadata.index ?? 0);
     this.backend.startTicker();
     this.startLoops();
@@ -734,11 +743,57 @@ export class EtcdServer implements NodeProgram, RaftApp {
     this.enqueue({ kind: "entry", e });
   }
 
+  /**
+   * etcd's ValidateConfigurationChange, at apply, against the membership as applied so
+   * far (membership/cluster.go): a removed ID is refused (ErrIDRemoved), a promotion needs
+   * a learner, an addition a new ID and room for one learner at most, a removal an
+   * existing member. Entries the backend already holds (index <= consistent index, a
+   * replay after a restart) are not validated, as etcd's shouldApplyV3 = false.
+   */
+  confChangeAllowed(e: Entry, cc: ConfChange): boolean {
+    const err = e.index <= this.ci ? null : this.confChangeError(cc);
+    if (err) {
+      this.refusedConf.set(e.index, err);
+      return false;
+    }
+    if (cc.type === ConfChangeType.RemoveNode) {
+      this.confMembers.delete(cc.nodeId);
+      this.confRemoved.add(cc.nodeId);
+    } else {
+      this.confMembers.set(cc.nodeId, { learner: cc.type === ConfChangeType.AddLearnerNode });
+    }
+    return true;
+  }
+
+  private confChangeError(cc: ConfChange): ErrorResponse | null {
+    // etcd's api/v3rpc maps ErrIDRemoved and ErrIDNotFound to "member not found"
+    if (this.confRemoved.has(cc.nodeId)) return Errors.memberNotFound;
+    const m = this.confMembers.get(cc.nodeId);
+    if (cc.type === ConfChangeType.RemoveNode) return m ? null : Errors.memberNotFound;
+    const promote = cc.context !== undefined && decode<{ promote?: boolean }>(cc.context).promote === true;
+    if (promote) return !m ? Errors.memberNotFound : m.learner ? null : Errors.memberNotLearner;
+    if (m) return Errors.memberExists;
+    if (cc.type === ConfChangeType.AddLearnerNode) {
+      let learners = 0;
+      for (const x of this.confMembers.values()) if (x.learner) learners++;
+      if (learners + 1 > MAX_LEARNERS) return Errors.tooManyLearners;
+    }
+    return null;
+  }
+
   applyConfChange(e: Entry, cc: ConfChange, _cs: ConfState): void {
     this.enqueue({ kind: "conf", e, cc });
   }
 
   applySnapshot(snap: Snapshot): void {
+    // raft took the snapshot's configuration: so does the log-order membership (members
+    // it no longer lists were removed meanwhile)
+    const cs = snap.metadata.confState;
+    const listed = new Set([...cs.voters, ...cs.learners]);
+    for (const id of this.confMembers.keys()) if (!listed.has(id)) this.confRemoved.add(id);
+    this.confMembers.clear();
+    for (const id of cs.voters) this.confMembers.set(id, { learner: false });
+    for (const id of cs.learners) this.confMembers.set(id, { learner: true });
     this.enqueue({ kind: "snap", snap });
   }
 
@@ -1083,8 +1138,12 @@ export class EtcdServer implements NodeProgram, RaftApp {
 
   private applyConf(e: Entry, cc: ConfChange): void {
     this.crashPoint("beforeApplyOneConfChange");
-    const selfRemoved = cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.cfg.memberId;
-    if (cc.type === ConfChangeType.RemoveNode) {
+    const refused = this.refusedConf.get(e.index) ?? null;
+    this.refusedConf.delete(e.index);
+    const selfRemoved = !refused && cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.cfg.memberId;
+    if (refused) {
+      // raft applied it as a no-op; the membership stays
+    } else if (cc.type === ConfChangeType.RemoveNode) {
       this.members.delete(cc.nodeId);
       this.backend.delete("members", cc.nodeId);
       this.backend.put("members_removed", cc.nodeId, true);
@@ -1105,7 +1164,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
         this.reply(w.client, {
           kind: "maintenance-resp",
           reqId: w.reqId,
-          result: {
+          result: refused ?? {
             type: "members",
             members: [...this.members].map(([mid, m]) => ({ id: mid, learner: m.learner })),
           },
@@ -1448,7 +1507,9 @@ export class EtcdServer implements NodeProgram, RaftApp {
           answer(Errors.timeout);
         });
         this.waits.set(id, { client, reqId, timer, kind: "maintenance" });
-        if (!this.raft.proposeConfChange({ type, nodeId: op.memberId, context: encode({ id }) })) {
+        // etcd's ConfigChangeContext says whether an AddNode promotes a learner
+        const context = encode(op.type === "member-promote" ? { id, promote: true } : { id });
+        if (!this.raft.proposeConfChange({ type, nodeId: op.memberId, context })) {
           this.waits.delete(id);
           this.ctx.cancelTimer(timer);
           answer(Errors.proposalDropped);
@@ -1497,6 +1558,18 @@ export class EtcdServer implements NodeProgram, RaftApp {
       incarnation: this.ctx.incarnation,
     };
   }
+}
+
+function copyMembership(
+  members: ReadonlyMap<number, { learner: boolean }>,
+  removed: ReadonlySet<number>,
+  toMembers: Map<number, { learner: boolean }>,
+  toRemoved: Set<number>,
+): void {
+  toMembers.clear();
+  for (const [id, m] of members) toMembers.set(id, { learner: m.learner });
+  toRemoved.clear();
+  for (const id of removed) toRemoved.add(id);
 }
 
 /** Request checks etcd makes before raft (api/v3rpc/key.go). */

@@ -31,6 +31,7 @@ import {
   MSG_NAMES,
   Msg,
   NO_MESSAGES,
+  NONE,
   RaftPanic,
   type ReadState,
   type Ready,
@@ -103,7 +104,13 @@ export const DEFAULT_RAFT_NODE: Omit<RaftNodeConfig, "id" | "initialPeers" | "ro
 export interface RaftApp {
   /** Applies a committed normal entry (the leader's empty entries included). */
   applyEntry(e: Entry): void;
-  /** A committed membership change, already applied to raft's configuration. */
+  /**
+   * Whether a committed membership change may take effect, asked in log order just
+   * before raft applies it (etcd's ValidateConfigurationChange); a refused change
+   * reaches raft with node NONE, a no-op. Absent: every change may.
+   */
+  confChangeAllowed?(e: Entry, cc: ConfChange): boolean;
+  /** A committed membership change, already applied to raft's configuration (or refused). */
   applyConfChange(e: Entry, cc: ConfChange, confState: ConfState): void;
   /** Replaces the state machine with a snapshot received from the leader (now durable). */
   applySnapshot(snap: Snapshot): void;
@@ -476,7 +483,8 @@ export class RaftNode {
       inv?.applied(this.ctx.name, e);
       if (e.type === EntryType.ConfChange) {
         const cc = decodeConfChange(e.data);
-        const cs = this.guard(() => this.raw.applyConfChange(cc));
+        const allowed = app.confChangeAllowed?.(e, cc) ?? true;
+        const cs = this.guard(() => this.raw.applyConfChange(allowed ? cc : { type: cc.type, nodeId: NONE }));
         app.applyConfChange(e, cc, cs);
       } else {
         app.applyEntry(e);

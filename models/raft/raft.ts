@@ -806,17 +806,19 @@ export class Raft {
   /** Applies a committed single-step change and returns the new configuration. */
   applyConfChange(cc: ConfChange): ConfState {
     const last = this.raftLog.lastIndex();
-    switch (cc.type) {
-      case ConfChangeType.AddNode:
-        this.trk.makeVoter(cc.nodeId, last);
-        break;
-      case ConfChangeType.AddLearnerNode:
-        this.trk.makeLearner(cc.nodeId, last);
-        break;
-      case ConfChangeType.RemoveNode:
-        this.trk.remove(cc.nodeId);
-        break;
-    }
+    // node NONE: a change the application refused (etcd zeroes its NodeID and applies it)
+    if (cc.nodeId !== NONE)
+      switch (cc.type) {
+        case ConfChangeType.AddNode:
+          this.trk.makeVoter(cc.nodeId, last);
+          break;
+        case ConfChangeType.AddLearnerNode:
+          this.trk.makeLearner(cc.nodeId, last);
+          break;
+        case ConfChangeType.RemoveNode:
+          this.trk.remove(cc.nodeId);
+          break;
+      }
     return this.afterConfigChange();
   }
 

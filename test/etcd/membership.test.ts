@@ -1,11 +1,28 @@
 // Membership through raft (etcdserver/api/membership): remove, add, and member replace as
-// etcd's robustness tests do it (remove, wipe, add back under a new id, rejoin).
+// etcd's robustness tests do it (remove, wipe, add back under a new id, rejoin). Changes
+// are validated when they apply, as etcd's ValidateConfigurationChange does: a refused
+// change reaches raft as a no-op and its caller gets etcd's error. Without this, a
+// promotion of a learner another replacement had removed made it a voter again, and the
+// cluster lost its quorum for good.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import type { ErrorResponse } from "../../models/client/history.js";
 import { EtcdCluster } from "../../models/etcd/cluster.js";
-import type { MaintenanceResult } from "../../models/etcd/protocol.js";
+import { Errors } from "../../models/etcd/errors.js";
+import type { MaintenanceOp, MaintenanceResult } from "../../models/etcd/protocol.js";
 import { Simulator } from "../../sim/index.js";
-import { call, cluster, converge, get, leaderSlot, put, rev, servers, waitFor } from "./harness.js";
+import {
+  call,
+  cluster,
+  converge,
+  get,
+  leaderSlot,
+  put,
+  rev,
+  servers,
+  type TestCluster,
+  waitFor,
+} from "./harness.js";
 
 function members(t: ReturnType<typeof cluster>): number[] {
   let out: MaintenanceResult | null = null;
@@ -109,6 +126,72 @@ test("restore from scratch: the leader's snapshot becomes a new cluster; the oth
   // the joiners have no log from before their join: they got the data by snapshot
   const joiners = servers(t.c).filter((s) => s.cfg.memberId !== t.c.memberId(lead));
   for (const s of joiners) assert.ok(s.raft.lastSnapshotIndex > 0, `${s.cfg.memberId} got a snapshot`);
+});
+
+/** Sends every request at once to the leader, runs until all are answered. */
+function together(t: TestCluster, ops: readonly MaintenanceOp[]): (MaintenanceResult | ErrorResponse)[] {
+  const admin = t.c.addClient({});
+  const leader = t.c.leader();
+  if (!leader) throw new Error("no leader");
+  const node = t.c.route(leader.cfg.memberId);
+  const out: (MaintenanceResult | ErrorResponse | null)[] = ops.map(() => null);
+  ops.forEach((op, i) => {
+    admin.maintenance(node, op, (r) => {
+      out[i] = r;
+    });
+  });
+  waitFor(t.sim, () => out.every((r) => r !== null), 10_000_000, "the answers");
+  return out as (MaintenanceResult | ErrorResponse)[];
+}
+
+const one = (t: TestCluster, op: MaintenanceOp) => together(t, [op])[0];
+
+function voters(t: TestCluster): { voters: number[]; learners: number[] } {
+  const cs = t.c.leader()?.raft.raw.raft.trk.confState();
+  return { voters: [...(cs?.voters ?? [])].sort(), learners: [...(cs?.learners ?? [])].sort() };
+}
+
+test("refused membership changes: etcd's errors, and raft's configuration untouched", () => {
+  const t = cluster(3, { seed: "membership" });
+  assert.is(
+    (one(t, { type: "member-add", memberId: 10, learner: true }) as MaintenanceResult).type,
+    "members",
+  );
+  assert.equal(one(t, { type: "member-add", memberId: 11, learner: true }), Errors.tooManyLearners);
+  assert.equal(one(t, { type: "member-add", memberId: 10, learner: false }), Errors.memberExists);
+  assert.equal(one(t, { type: "member-promote", memberId: 1 }), Errors.memberNotLearner);
+  assert.equal(one(t, { type: "member-promote", memberId: 12 }), Errors.memberNotFound);
+  assert.equal(one(t, { type: "member-remove", memberId: 12 }), Errors.memberNotFound);
+  assert.equal(voters(t), { voters: [1, 2, 3], learners: [10] });
+  // removed: never again, under any change
+  assert.is((one(t, { type: "member-remove", memberId: 10 }) as MaintenanceResult).type, "members");
+  assert.equal(one(t, { type: "member-promote", memberId: 10 }), Errors.memberNotFound);
+  assert.equal(one(t, { type: "member-add", memberId: 10, learner: true }), Errors.memberNotFound);
+  assert.equal(one(t, { type: "member-remove", memberId: 10 }), Errors.memberNotFound);
+  assert.equal(voters(t), { voters: [1, 2, 3], learners: [] });
+  for (const s of t.c.nodes.map((_, i) => t.c.server(i)))
+    assert.equal([...(s?.members.keys() ?? [])].sort(), [1, 2, 3], "every member's membership");
+});
+
+test("a promotion racing the removal of the same learner never makes it a voter", () => {
+  const t = cluster(3, { seed: "membership-race" });
+  one(t, { type: "member-add", memberId: 20, learner: true });
+  const [removed, promoted] = together(t, [
+    { type: "member-remove", memberId: 20 },
+    { type: "member-promote", memberId: 20 },
+  ]);
+  assert.is((removed as MaintenanceResult).type, "members");
+  // raft drops a change proposed while another is pending (the caller times out), or
+  // the apply refuses it: either way an error
+  assert.is(promoted?.type, "error");
+  assert.equal(voters(t), { voters: [1, 2, 3], learners: [] });
+  // the cluster still has its quorum: a write goes through
+  const admin = t.c.addClient({});
+  let ok = false;
+  admin.kv({ type: "put", key: "k", value: "v" }, (r) => {
+    ok = r.type === "put";
+  });
+  waitFor(t.sim, () => ok, 10_000_000, "a write");
 });
 
 test.run();
