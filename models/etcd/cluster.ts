@@ -23,12 +23,13 @@ import {
 import { BackupCatalogue, BackupStore, type UploadRecord } from "../backup/store.js";
 import { Bugs } from "../bugs.js";
 import { type ClientConfig, DEFAULT_CLIENT, EtcdClient } from "../client/client.js";
-import type { KeyValue } from "../client/history.js";
+import type { ErrorResponse, KeyValue } from "../client/history.js";
 import { HistoryRecorder } from "../client/recorder.js";
 import { RaftInvariants } from "../raft/invariants.js";
 import { electionTimeoutUs } from "../raft/node.js";
 import { payloadRanges } from "../raft/wal.js";
-import type { MaintenanceResult } from "./protocol.js";
+import { Errors } from "./errors.js";
+import type { MaintenanceOp, MaintenanceResult } from "./protocol.js";
 import {
   type AppliedEntry,
   DB_PATH,
@@ -611,12 +612,24 @@ export class EtcdCluster {
       }
       const node = list[attempt++ % list.length] as number;
       admin.maintenance(node, op, (r) => {
-        if (r.type !== "error" && ok(r)) next();
+        if (r.type === "error" ? alreadyDone(op, r) : ok(r)) next();
         else this.sim.after(500_000, "member.retry", tryOnce);
       });
     };
     tryOnce();
   }
+}
+
+/**
+ * A retried membership call whose earlier attempt took effect unanswered (a timeout, a
+ * paused member) gets etcd's refusal of the repeat: that is success to the caller.
+ */
+function alreadyDone(op: MaintenanceOp, r: ErrorResponse): boolean {
+  const is = (e: ErrorResponse) => r.message === e.message;
+  if (op.type === "member-remove") return is(Errors.memberNotFound);
+  if (op.type === "member-add") return is(Errors.memberExists);
+  if (op.type === "member-promote") return is(Errors.memberNotLearner);
+  return false;
 }
 
 /** A restore from scratch under way (`restoreFromScratch`). */

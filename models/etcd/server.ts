@@ -282,7 +282,8 @@ export class EtcdServer implements NodeProgram, RaftApp {
       throw e;
     }
     this.restoreMembers();
-    copyMembership(this.members, this.removedMembers, this.confMembers, this.confRemoved);
+    // what etcd validates against: the backend's members, none before the bootstrap entries
+    this.readMembers(this.confMembers, this.confRemoved);
     this.applied = Math.max(this.ci, snap?.metadata.index ?? 0);
     this.backend.startTicker();
     this.startLoops();
@@ -364,13 +365,20 @@ export class EtcdServer implements NodeProgram, RaftApp {
     }
   }
 
-  private restoreMembers(): void {
-    this.members.clear();
-    this.removedMembers.clear();
+  /** The membership the backend holds (etcd's MustReadMembersFromBackend). */
+  private readMembers(members: Map<number, { learner: boolean }>, removed: Set<number>): void {
+    members.clear();
+    removed.clear();
     for (const [k] of this.backend.range("members_removed", 0, Number.MAX_SAFE_INTEGER))
-      this.removedMembers.add(k as number);
+      removed.add(k as number);
     for (const [k, v] of this.backend.range("members", 0, Number.MAX_SAFE_INTEGER))
-      this.members.set(k as number, v as { learner: boolean });
+      members.set(k as number, { learner: (v as { learner: boolean }).learner });
+  }
+
+  private restoreMembers(): void {
+    this.readMembers(this.members, this.removedMembers);
+    // a new cluster's members are known from its configuration before the bootstrap
+    // entries that add them apply
     if (this.members.size === 0)
       for (const id of this.cfg.initialCluster) this.members.set(id, { learner: false });
   }
@@ -1558,18 +1566,6 @@ export class EtcdServer implements NodeProgram, RaftApp {
       incarnation: this.ctx.incarnation,
     };
   }
-}
-
-function copyMembership(
-  members: ReadonlyMap<number, { learner: boolean }>,
-  removed: ReadonlySet<number>,
-  toMembers: Map<number, { learner: boolean }>,
-  toRemoved: Set<number>,
-): void {
-  toMembers.clear();
-  for (const [id, m] of members) toMembers.set(id, { learner: m.learner });
-  toRemoved.clear();
-  for (const id of removed) toRemoved.add(id);
 }
 
 /** Request checks etcd makes before raft (api/v3rpc/key.go). */

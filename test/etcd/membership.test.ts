@@ -169,8 +169,14 @@ test("refused membership changes: etcd's errors, and raft's configuration untouc
   assert.equal(one(t, { type: "member-add", memberId: 10, learner: true }), Errors.memberNotFound);
   assert.equal(one(t, { type: "member-remove", memberId: 10 }), Errors.memberNotFound);
   assert.equal(voters(t), { voters: [1, 2, 3], learners: [] });
-  for (const s of t.c.nodes.map((_, i) => t.c.server(i)))
+  for (const s of t.c.nodes.map((_, i) => t.c.server(i))) {
     assert.equal([...(s?.members.keys() ?? [])].sort(), [1, 2, 3], "every member's membership");
+    // the bootstrap entries were validated against the (empty) backend, as etcd does, and
+    // applied: the db holds the initial members (a joining member's snapshot needs them)
+    s?.backend.commit();
+    const stored = s?.backend.range("members", 0, Number.MAX_SAFE_INTEGER).map(([k]) => k as number);
+    assert.equal(stored, [1, 2, 3], "the db's members");
+  }
 });
 
 test("a promotion racing the removal of the same learner never makes it a voter", () => {
