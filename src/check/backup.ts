@@ -16,7 +16,7 @@
 import type { BackupRecord } from "../../models/etcd/cluster.js";
 import type { Violation } from "./artifacts.js";
 import { secs } from "./artifacts.js";
-import { type Epoch, type LossWindow, listed, lossWindow, notCommitted } from "./epochs.js";
+import { committedBy, differences, type Epoch, type LossWindow, listed, lossWindow } from "./epochs.js";
 import type { Reference } from "./reference.js";
 
 export function checkStaleUploads(b: BackupRecord): Violation[] {
@@ -51,6 +51,18 @@ export function checkServes(b: BackupRecord): Violation[] {
   return out;
 }
 
+/** The epoch during which the newest backup epoch `k` began with was uploaded. */
+function backupEpoch(epochs: readonly Epoch[], k: number): number | null {
+  const e = epochs[k] as Epoch;
+  const uploads = e.artifacts.backup?.uploads ?? [];
+  let atUs: number | null = null;
+  for (const u of uploads) if (u.revision === e.start.newestBackup && u.atUs <= e.start.atUs) atUs = u.atUs;
+  if (atUs === null) return null;
+  let j = 0;
+  while (j + 1 < k && (epochs[j + 1] as Epoch).start.atUs <= atUs) j++;
+  return j;
+}
+
 /**
  * backup.restore-loss across epochs, and the loss window: at each new start, the store up
  * to the newest backup's revision must be the one the cluster had committed.
@@ -67,9 +79,19 @@ export function checkEpochs(
     // the new store must be what the cluster had committed at its revision (a prefix of
     // the history), and reach the newest backup
     const problems: string[] = [];
-    if (start.revision < e.start.newestBackup)
-      problems.push(`revisions ${start.revision + 1}..${e.start.newestBackup} are gone`);
-    problems.push(...notCommitted(epochs, refs, k));
+    const backupRev = e.start.newestBackup;
+    if (start.revision < backupRev) problems.push(`revisions ${start.revision + 1}..${backupRev} are gone`);
+    const { epoch: from, problems: notCommitted } = committedBy(epochs, refs, k);
+    problems.push(...notCommitted);
+    // a store from an older life (a stale volume) holds that life's writes: up to the
+    // newest backup they must be the ones the backup was taken from
+    const taken = from === null || backupRev === 0 ? null : backupEpoch(epochs, k);
+    if (from !== null && taken !== null && taken !== from) {
+      const want = (refs[taken] as Reference).stateAt(backupRev);
+      const have = (refs[from] as Reference).stateAt(backupRev);
+      if (want && have)
+        problems.push(...differences(want, have).map((d) => `at the backup's revision ${backupRev}, ${d}`));
+    }
     if (problems.length > 0)
       violations.push({
         checker: "backup.restore-loss",

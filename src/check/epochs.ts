@@ -157,19 +157,46 @@ export function lossWindow(epochs: readonly Epoch[], refs: readonly Reference[])
   return { lostWrites, fromUs, toUs };
 }
 
+/**
+ * Which earlier epoch committed exactly the store epoch `k` begins with, at its revision.
+ * A store may come from any earlier life of the cluster (a stale volume brings an older
+ * fork back), so every earlier epoch that reached the revision is tried. None: the
+ * differences from the latest one that reached it (none when it did not: nothing to say).
+ */
+export function committedBy(
+  epochs: readonly Epoch[],
+  refs: readonly Reference[],
+  k: number,
+): { epoch: number | null; problems: string[] } {
+  const start = (epochs[k] as Epoch).initial;
+  let first: string[] | null = null;
+  for (let j = k - 1; j >= 0; j--) {
+    if ((epochs[j] as Epoch).initial.revision > start.revision) continue;
+    const committed = (refs[j] as Reference).stateAt(start.revision);
+    if (!committed) {
+      if (first === null) return { epoch: null, problems: [] };
+      continue;
+    }
+    const problems = differences(committed, start);
+    if (problems.length === 0) return { epoch: j, problems };
+    first ??= problems;
+  }
+  return { epoch: null, problems: first ?? [] };
+}
+
 /** How epoch k's store differs from what the cluster had committed at its revision. */
 export function notCommitted(epochs: readonly Epoch[], refs: readonly Reference[], k: number): string[] {
-  const start = (epochs[k] as Epoch).initial;
-  let j = k - 1;
-  while (j >= 0 && (epochs[j] as Epoch).initial.revision > start.revision) j--;
-  const committed = j >= 0 ? (refs[j] as Reference).stateAt(start.revision) : null;
-  if (!committed) return [];
+  return committedBy(epochs, refs, k).problems;
+}
+
+/** Keys whose value or mod revision differ, as `key was X, is Y`. */
+export function differences(want: EtcdState, have: EtcdState): string[] {
   const problems: string[] = [];
-  for (const key of new Set([...committed.kvs.keys, ...start.kvs.keys])) {
-    const want = keyValueAt(committed, key);
-    const have = keyValueAt(start, key);
-    if (want?.value !== have?.value || want?.modRevision !== have?.modRevision)
-      problems.push(`${key} was ${show(want)}, is ${show(have)}`);
+  for (const key of new Set([...want.kvs.keys, ...have.kvs.keys])) {
+    const w = keyValueAt(want, key);
+    const h = keyValueAt(have, key);
+    if (w?.value !== h?.value || w?.modRevision !== h?.modRevision)
+      problems.push(`${key} was ${show(w)}, is ${show(h)}`);
   }
   return problems;
 }
