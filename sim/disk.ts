@@ -88,9 +88,9 @@ class Buf {
   private reserve(end: number): void {
     const pages = this.pages;
     const last = (end - 1) >>> PAGE_SHIFT;
-    let i = pages.length - 1;
-    if (i >= 0 && i < last) this.grow(i, PAGE_BYTES);
-    for (i = Math.max(i, 0); i < last; i++) if (i >= pages.length) pages.push(new Uint8Array(PAGE_BYTES));
+    // every page before the last is full size
+    if (pages.length > 0 && pages.length - 1 < last) this.grow(pages.length - 1, PAGE_BYTES);
+    while (pages.length < last) pages.push(new Uint8Array(PAGE_BYTES));
     const need = end - (last << PAGE_SHIFT);
     if (last < pages.length) this.grow(last, need);
     else if (last > 0) pages.push(new Uint8Array(PAGE_BYTES));

@@ -18,6 +18,22 @@ export interface KeyValue {
   readonly lease: number;
 }
 
+/**
+ * A keys-only read's copy of a key-value (etcd's keys_only), field by field: one shape,
+ * and no spread (V8's slow path). Readers otherwise get the stored object itself: a
+ * KeyValue never changes once stored (where etcd hands out a fresh decoding of the bytes).
+ */
+export function withoutValue(kv: KeyValue): KeyValue {
+  return {
+    key: kv.key,
+    value: "",
+    createRevision: kv.createRevision,
+    modRevision: kv.modRevision,
+    version: kv.version,
+    lease: kv.lease,
+  };
+}
+
 export interface RangeRequest {
   readonly type: "range";
   readonly key: string;

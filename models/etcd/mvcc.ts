@@ -4,7 +4,7 @@
 // generations maps keys to their revisions. Compaction persists its schedule, compacts
 // the index, deletes old revisions in batches, then persists that it finished; a crash
 // in between resumes it at restart.
-import type { KeyValue } from "../client/history.js";
+import { type KeyValue, withoutValue } from "../client/history.js";
 import { type Backend, BackendCorrupt, isStoredKv, type StoredKv } from "./backend.js";
 
 import { Errors } from "./errors.js";
@@ -24,22 +24,6 @@ export function revOfKey(k: number): { rev: Rev; tombstone: boolean } {
   const tombstone = k % 2 === 1;
   const x = (k - (tombstone ? 1 : 0)) / 2;
   return { rev: { main: Math.floor(x / 1024), sub: x % 1024 }, tombstone };
-}
-
-/**
- * A keys-only read's copy, field by field: one shape, and no spread (V8's slow path).
- * Readers otherwise get the stored object itself: a KeyValue never changes once stored
- * (where etcd hands out a fresh decoding of the same bytes).
- */
-function withoutValue(kv: StoredKv): KeyValue {
-  return {
-    key: kv.key,
-    value: "",
-    createRevision: kv.createRevision,
-    modRevision: kv.modRevision,
-    version: kv.version,
-    lease: kv.lease,
-  };
 }
 
 interface Generation {

@@ -184,11 +184,6 @@ export function committedBy(
   return { epoch: null, problems: first ?? [] };
 }
 
-/** How epoch k's store differs from what the cluster had committed at its revision. */
-export function notCommitted(epochs: readonly Epoch[], refs: readonly Reference[], k: number): string[] {
-  return committedBy(epochs, refs, k).problems;
-}
-
 /** Keys whose value or mod revision differ, as `key was X, is Y`. */
 export function differences(want: EtcdState, have: EtcdState): string[] {
   const problems: string[] = [];
@@ -209,7 +204,7 @@ export function checkRestores(epochs: readonly Epoch[], refs: readonly Reference
   const out: Violation[] = [];
   for (let k = 1; k < epochs.length; k++) {
     const e = epochs[k] as Epoch;
-    const problems = notCommitted(epochs, refs, k);
+    const { problems } = committedBy(epochs, refs, k);
     if (problems.length > 0)
       out.push({
         checker: "durability",

@@ -11,17 +11,18 @@
 //   stale-read check against the reference history;
 // - compaction, lease grant and revoke change the state (a revoke deletes the lease's
 //   keys in one revision).
-import type {
-  Compare,
-  DeleteRequest,
-  ErrorResponse,
-  KeyValue,
-  KvRequest,
-  KvResponse,
-  PutRequest,
-  RangeRequest,
-  TxnOp,
-  TxnOpResponse,
+import {
+  type Compare,
+  type DeleteRequest,
+  type ErrorResponse,
+  type KeyValue,
+  type KvRequest,
+  type KvResponse,
+  type PutRequest,
+  type RangeRequest,
+  type TxnOp,
+  type TxnOpResponse,
+  withoutValue,
 } from "../../models/client/history.js";
 import type { StoreState } from "../../models/etcd/cluster.js";
 import { Errors, MAX_TXN_OPS } from "../../models/etcd/errors.js";
@@ -191,19 +192,6 @@ export function inRange(key: string, from: string, rangeEnd: string | undefined)
   if (rangeEnd === undefined || rangeEnd === "") return key === from;
   if (rangeEnd === "\0") return key >= from;
   return key >= from && key < rangeEnd;
-}
-
-/** The stored key-value as a read gives it: itself, or a copy without its value. */
-function toKeyValue(kv: Kv, keysOnly = false): KeyValue {
-  if (!keysOnly) return kv;
-  return {
-    key: kv.key,
-    value: "",
-    createRevision: kv.createRevision,
-    modRevision: kv.modRevision,
-    version: kv.version,
-    lease: kv.lease,
-  };
 }
 
 /** A key as a client would see it in `state` (undefined: absent). */
@@ -379,7 +367,8 @@ function applyRange(
   const count = matching.length;
   const limit = r.limit ?? 0;
   const shown = r.countOnly ? [] : limit > 0 ? matching.slice(0, limit) : matching;
-  const kvs = shown.map((k) => toKeyValue(d.get(k) as Kv, r.keysOnly));
+  const stored = shown.map((k) => d.get(k) as Kv);
+  const kvs = r.keysOnly ? stored.map(withoutValue) : stored;
   return {
     resp: { type: "range", revision, kvs, count, more: !r.countOnly && limit > 0 && count > limit },
     historical,
