@@ -100,9 +100,13 @@ function splitEpochs(
     const first = epochAt(callUs);
     return k === first || (k === first + 1 && (bounds[k] as number) < callUs + spanUs);
   };
-  return starts.map((start, k) => {
+  const windows = starts.map((start) => {
     const from = start.atUs;
-    const to = processStarts.find((us) => us > from) ?? Number.POSITIVE_INFINITY;
+    return { from, to: processStarts.find((us) => us > from) ?? Number.POSITIVE_INFINITY };
+  });
+  const inWindow = (us: number) => windows.some((w) => us >= w.from && us < w.to);
+  return starts.map((start, k) => {
+    const { from, to } = windows[k] as { from: number; to: number };
     const endUs = (bounds[k + 1] as number | undefined) ?? Number.POSITIVE_INFINITY;
     const h = a.history;
     const last = k === starts.length - 1;
@@ -117,10 +121,17 @@ function splitEpochs(
         ...(h.keepAlives ? { keepAlives: h.keepAlives.filter((x) => epochAt(x.callUs) === k) } : {}),
         ...(h.locks ? { locks: h.locks.filter((x) => epochAt(x.acquiredUs) === k) } : {}),
       },
-      members: a.members.map((m) => ({
-        ...m,
-        applied: m.applied.filter((e) => e.atUs >= from && e.atUs < to),
-      })),
+      members: a.members.map((m) => {
+        const own = m.applied.filter((e) => e.atUs >= from && e.atUs < to);
+        // Entries this epoch's process committed but died before applying: a later start
+        // replays them from its WAL before it serves (or never serves). They are this
+        // epoch's log, told by the proposing process in their request ids.
+        const proposers = new Set(own.map((e) => proposerOf(e.requestId)));
+        const replayed = m.applied.filter(
+          (e) => e.atUs >= to && !inWindow(e.atUs) && proposers.has(proposerOf(e.requestId)),
+        );
+        return { ...m, applied: replayed.length > 0 ? [...own, ...replayed] : own };
+      }),
       end: last ? a.end : [],
       liveness: last ? a.liveness : null,
       reports: [],
@@ -130,6 +141,11 @@ function splitEpochs(
     };
     return { artifacts, initial: etcdStateOf(start.state), start };
   });
+}
+
+/** The process that proposed a request: its id is `member.incarnation.counter` (server.ts). */
+function proposerOf(requestId: string): string {
+  return requestId.slice(0, requestId.lastIndexOf("."));
 }
 
 /** Acknowledged writes of each epoch that the next one's store does not have. */

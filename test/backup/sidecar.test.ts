@@ -125,16 +125,22 @@ test("backup.stale-upload and backup.start-on-bad-data fail what breaks them, pa
   const stale = checkStaleUploads({ ...base, serves: [], uploads: [up(20, 0), up(15, 20)] });
   assert.is(stale.length, 1);
   assert.is(stale[0]?.checker, "backup.stale-upload");
-  const serve = (revision: number, newestBackup: number, corrupted: string[]) => ({
+  // a lone member's serve carries its store; a cluster member's does not
+  const serve = (revision: number, newestBackup: number, corrupted: string[], lone = true) => ({
     atUs: 1,
     member: "m1",
     revision,
     newestBackup,
     corrupted,
+    ...(lone ? { state: { revision, compactRevision: -1, kvs: [], leases: [] } } : {}),
   });
   assert.is(checkServes({ ...base, uploads: [], serves: [serve(30, 30, [])] }).length, 0);
   assert.is(checkServes({ ...base, uploads: [], serves: [serve(29, 30, [])] }).length, 1);
   assert.is(checkServes({ ...base, uploads: [], serves: [serve(30, 30, [DB_PATH])] }).length, 1);
+  // a cluster member serves once its publish entry applies, maybe behind the leader's
+  // newest backup (seed 1100219); on corrupted bytes it may not
+  assert.is(checkServes({ ...base, uploads: [], serves: [serve(29, 30, [], false)] }).length, 0);
+  assert.is(checkServes({ ...base, uploads: [], serves: [serve(30, 30, [DB_PATH], false)] }).length, 1);
 });
 
 test("backup-skips-revision-check: a stale volume is served and uploaded over newer backups", () => {

@@ -5,10 +5,10 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { KeyValue } from "../../models/client/history.js";
-import type { StoreState } from "../../models/etcd/cluster.js";
+import type { AppliedRecord, ServeRecord, StoreState } from "../../models/etcd/cluster.js";
 import type { RunArtifacts } from "../../src/check/artifacts.js";
 import { checkEpochs } from "../../src/check/backup.js";
-import type { Epoch } from "../../src/check/epochs.js";
+import { type Epoch, epochsOf } from "../../src/check/epochs.js";
 import { type EtcdState, etcdStateOf } from "../../src/check/etcd.js";
 import type { Reference } from "../../src/check/reference.js";
 
@@ -122,6 +122,68 @@ test("a store nobody committed, or one that lacks writes the newest backup held,
   const v3 = checkEpochs(epochs3, [ref(l0.states), ref(l0.states), ref([])]).violations;
   assert.is(v3.length, 1);
   assert.match(v3[0]?.message ?? "", "revisions 5..7 are gone");
+});
+
+/** What a process of member 1 applied: `[atUs, index, requestId]`, a put of key k<index> each. */
+const applied = (xs: [number, number, string][]): AppliedRecord[] =>
+  xs.map(([atUs, index, requestId]) => ({
+    atUs,
+    index,
+    term: 1,
+    requestId,
+    origin: 1,
+    request: { type: "put", key: `k${index}`, value: requestId },
+    response: { type: "put", revision: index + 1 },
+    revision: index + 1,
+    expiry: false,
+    callId: undefined,
+  }));
+
+test("an epoch's log holds the entries it committed that a later start replayed, and only those", () => {
+  // process 1.1 serves from 1 s and applies 1..2, then dies with 3 committed in its WAL; a
+  // start at 3 s (1.2) replays 3 and applies an entry of its own fork at 4, then dies
+  // unserving; 1.3 replays 3 again at 5 s and serves from 6 s
+  const serve = (atUs: number, revision: number): ServeRecord => ({
+    atUs,
+    member: "m1",
+    revision,
+    newestBackup: 0,
+    corrupted: [],
+    state: store(revision, []),
+  });
+  const a = {
+    history: { operations: [], watches: [] },
+    members: [
+      {
+        name: "m1",
+        memberId: 1,
+        applied: applied([
+          [1_100_000, 1, "1.1.1"],
+          [1_200_000, 2, "1.1.2"],
+          [3_100_000, 3, "1.1.3"],
+          [3_200_000, 4, "1.2.1"],
+          [5_100_000, 3, "1.1.3"],
+          [6_100_000, 5, "1.3.1"],
+        ]),
+      },
+    ],
+    end: [],
+    liveness: null,
+    reports: [],
+    endUs: 7_000_000,
+    params: { electionTimeoutUs: 1_000_000, maxClockDriftPpm: 0 },
+    backup: {
+      uploads: [],
+      validations: [{ atUs: 0 }, { atUs: 3_000_000 }, { atUs: 5_000_000 }],
+      serves: [serve(1_000_000, 1), serve(6_000_000, 4)],
+      restores: [],
+    },
+  } as unknown as RunArtifacts;
+  const epochs = epochsOf(a) as Epoch[];
+  assert.is(epochs.length, 2);
+  const ids = (k: number) => epochs[k]?.artifacts.members[0]?.applied.map((e) => `${e.index}:${e.requestId}`);
+  assert.equal(ids(0), ["1:1.1.1", "2:1.1.2", "3:1.1.3", "3:1.1.3"]);
+  assert.equal(ids(1), ["5:1.3.1"]);
 });
 
 test.run();
