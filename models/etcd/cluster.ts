@@ -75,6 +75,8 @@ export interface ServeRecord {
   readonly corrupted: readonly string[];
   /** One member: its store then, where a new epoch of the history begins. */
   readonly state?: StoreState;
+  /** The serving process, as its request ids name it (`EtcdServer.proposer`). */
+  readonly proposer?: string;
 }
 
 /** What the backup sidecars and the store did during a run. */
@@ -244,7 +246,7 @@ export class EtcdCluster {
         .disk(node)
         .corruptedFiles(MEMBER_DIR)
         .filter((p) => !p.endsWith(".broken")),
-      ...(state ? { state } : {}),
+      ...(state ? { state, proposer: server.proposer } : {}),
     });
   }
 

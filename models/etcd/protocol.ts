@@ -108,9 +108,22 @@ export type PeerMessage =
       readonly error?: ErrorResponse;
     };
 
+/**
+ * A request id: `member.incarnation.counter`, unique per proposal. The first two parts
+ * name the process that proposed it (`proposerOf`).
+ */
+export function requestId(proposer: string, counter: number): string {
+  return `${proposer}.${counter}`;
+}
+
+/** The process that proposed a request, from its id. */
+export function proposerOf(id: string): string {
+  return id.slice(0, id.lastIndexOf("."));
+}
+
 /** What a raft entry carries: a request, who proposed it, and its id. */
 export interface InternalRequest {
-  /** Unique per proposal (member, incarnation, counter). */
+  /** Unique per proposal: see `requestId`. */
   readonly id: string;
   /** raft id of the member that received the client's request. */
   readonly origin: number;

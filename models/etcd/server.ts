@@ -47,13 +47,14 @@ import { Backend, BackendCorrupt, type BackendHost, type BackendTx, type StoredK
 import { Errors, MAX_LEARNERS, MAX_TXN_OPS } from "./errors.js";
 import { LEASE_EXPIRY_CHECK_US, Lessor } from "./lease.js";
 import { inKeyRange, Mvcc, type RangeResult } from "./mvcc.js";
-import type {
-  ClientMessage,
-  InternalRequest,
-  MaintenanceOp,
-  MaintenanceResult,
-  PeerMessage,
-  ServerMessage,
+import {
+  type ClientMessage,
+  type InternalRequest,
+  type MaintenanceOp,
+  type MaintenanceResult,
+  type PeerMessage,
+  requestId,
+  type ServerMessage,
 } from "./protocol.js";
 import { WatchableStore, type WatchMessage, WatchStream } from "./watch.js";
 
@@ -617,8 +618,13 @@ export class EtcdServer implements NodeProgram, RaftApp {
     return rangeResponse(this.mvcc.currentRev, r, req);
   }
 
+  /** This process's part of its request ids: one per member and incarnation. */
+  get proposer(): string {
+    return `${this.cfg.memberId}.${this.ctx.incarnation}`;
+  }
+
   private nextRequestId(): string {
-    return `${this.cfg.memberId}.${this.ctx.incarnation}.${++this.reqCounter}`;
+    return requestId(this.proposer, ++this.reqCounter);
   }
 
   /** Proposes a write; the waiter answers when this member applies it (or times out). */

@@ -12,6 +12,7 @@
 // returned while it served (and those still open whose call came shortly before it); a
 // watch is held to the contract only up to the end of the epoch it was created in.
 import type { StoreState } from "../../models/etcd/cluster.js";
+import { proposerOf } from "../../models/etcd/protocol.js";
 import type { RunArtifacts, Violation } from "./artifacts.js";
 import { secs } from "./artifacts.js";
 import { type EtcdState, etcdStateOf, keyValueAt } from "./etcd.js";
@@ -24,6 +25,8 @@ export interface EpochStart {
   /** The newest revision in the backup store then (0: no store, or empty). */
   readonly newestBackup: number;
   readonly state: StoreState;
+  /** The process that began serving, as its request ids name it (a lone member's). */
+  readonly proposer?: string;
 }
 
 export interface Epoch {
@@ -127,6 +130,7 @@ function splitEpochs(
         // replays them from its WAL before it serves (or never serves). They are this
         // epoch's log, told by the proposing process in their request ids.
         const proposers = new Set(own.map((e) => proposerOf(e.requestId)));
+        if (start.proposer !== undefined) proposers.add(start.proposer);
         const replayed = m.applied.filter(
           (e) => e.atUs >= to && !inWindow(e.atUs) && proposers.has(proposerOf(e.requestId)),
         );
@@ -141,11 +145,6 @@ function splitEpochs(
     };
     return { artifacts, initial: etcdStateOf(start.state), start };
   });
-}
-
-/** The process that proposed a request: its id is `member.incarnation.counter` (server.ts). */
-function proposerOf(requestId: string): string {
-  return requestId.slice(0, requestId.lastIndexOf("."));
 }
 
 /** Acknowledged writes of each epoch that the next one's store does not have. */

@@ -142,14 +142,16 @@ const applied = (xs: [number, number, string][]): AppliedRecord[] =>
 test("an epoch's log holds the entries it committed that a later start replayed, and only those", () => {
   // process 1.1 serves from 1 s and applies 1..2, then dies with 3 committed in its WAL; a
   // start at 3 s (1.2) replays 3 and applies an entry of its own fork at 4, then dies
-  // unserving; 1.3 replays 3 again at 5 s and serves from 6 s
-  const serve = (atUs: number, revision: number): ServeRecord => ({
+  // unserving; 1.3 replays 3 again at 5 s, serves from 6 s, applies 5; 1.4 serves from 7 s
+  // and dies before applying its first entry, 6, which 1.5 replays at 8.1 s
+  const serve = (atUs: number, revision: number, proposer: string): ServeRecord => ({
     atUs,
     member: "m1",
     revision,
     newestBackup: 0,
     corrupted: [],
     state: store(revision, []),
+    proposer,
   });
   const a = {
     history: { operations: [], watches: [] },
@@ -164,26 +166,36 @@ test("an epoch's log holds the entries it committed that a later start replayed,
           [3_200_000, 4, "1.2.1"],
           [5_100_000, 3, "1.1.3"],
           [6_100_000, 5, "1.3.1"],
+          [8_100_000, 6, "1.4.1"],
+          [9_100_000, 7, "1.5.1"],
         ]),
       },
     ],
     end: [],
     liveness: null,
     reports: [],
-    endUs: 7_000_000,
+    endUs: 10_000_000,
     params: { electionTimeoutUs: 1_000_000, maxClockDriftPpm: 0 },
     backup: {
       uploads: [],
-      validations: [{ atUs: 0 }, { atUs: 3_000_000 }, { atUs: 5_000_000 }],
-      serves: [serve(1_000_000, 1), serve(6_000_000, 4)],
+      validations: [0, 3_000_000, 5_000_000, 6_900_000, 8_000_000].map((atUs) => ({ atUs })),
+      serves: [
+        serve(1_000_000, 1, "1.1"),
+        serve(6_000_000, 4, "1.3"),
+        serve(7_000_000, 5, "1.4"),
+        serve(9_000_000, 6, "1.5"),
+      ],
       restores: [],
     },
   } as unknown as RunArtifacts;
   const epochs = epochsOf(a) as Epoch[];
-  assert.is(epochs.length, 2);
+  assert.is(epochs.length, 4);
   const ids = (k: number) => epochs[k]?.artifacts.members[0]?.applied.map((e) => `${e.index}:${e.requestId}`);
   assert.equal(ids(0), ["1:1.1.1", "2:1.1.2", "3:1.1.3", "3:1.1.3"]);
   assert.equal(ids(1), ["5:1.3.1"]);
+  // it applied nothing itself: its serve record names the process
+  assert.equal(ids(2), ["6:1.4.1"]);
+  assert.equal(ids(3), ["7:1.5.1"]);
 });
 
 test.run();
