@@ -228,11 +228,14 @@ export class EtcdServer implements NodeProgram, RaftApp {
     index: number;
   } | null = null;
   private readonly applyWaiters: { index: number; fn: () => void }[] = [];
+  /** This process's part of its request ids: one per member and incarnation. */
+  readonly proposer: string;
 
   constructor(
     private readonly ctx: NodeContext,
     readonly cfg: EtcdServerConfig,
   ) {
+    this.proposer = `${cfg.memberId}.${ctx.incarnation}`;
     this.gated = cfg.gated === true;
     this.backend = this.openBackend();
     this.loadConsistentIndex();
@@ -616,11 +619,6 @@ export class EtcdServer implements NodeProgram, RaftApp {
     });
     if (!("kvs" in r)) return r;
     return rangeResponse(this.mvcc.currentRev, r, req);
-  }
-
-  /** This process's part of its request ids: one per member and incarnation. */
-  get proposer(): string {
-    return `${this.cfg.memberId}.${this.ctx.incarnation}`;
   }
 
   private nextRequestId(): string {

@@ -24,17 +24,15 @@ function usage(message: string): never {
   process.exit(2);
 }
 
-let args: ReturnType<typeof parse>;
-function parse() {
-  return parseArgs({
-    options: { seeds: { type: "string" }, json: { type: "boolean" }, child: { type: "string" } },
-  }).values;
-}
-try {
-  args = parse();
-} catch (e) {
-  usage((e as Error).message);
-}
+const args = (() => {
+  try {
+    return parseArgs({
+      options: { seeds: { type: "string" }, json: { type: "boolean" }, child: { type: "string" } },
+    }).values;
+  } catch (e) {
+    return usage((e as Error).message);
+  }
+})();
 
 if (args.child !== undefined) {
   // inside valgrind: run seeds 1..N, say what they did
