@@ -281,15 +281,18 @@ export class Backend implements BackendTx {
    * transaction sees it (every change since the last commit).
    */
   get(bucket: Bucket, key: Key, write = false): unknown {
-    const own = write ? [this.batch, this.txn] : [this.txn];
-    for (let l = own.length - 1; l >= 0; l--) {
-      const list = own[l] as Change[];
-      for (let i = list.length - 1; i >= 0; i--) {
-        const c = list[i] as Change;
-        if (c.bucket === bucket && c.key === key) return c.value;
-      }
+    const txn = this.txn;
+    for (let i = txn.length - 1; i >= 0; i--) {
+      const c = txn[i] as Change;
+      if (c.key === key && c.bucket === bucket) return c.value;
     }
-    if (!write) {
+    if (write) {
+      const batch = this.batch;
+      for (let i = batch.length - 1; i >= 0; i--) {
+        const c = batch[i] as Change;
+        if (c.key === key && c.bucket === bucket) return c.value;
+      }
+    } else {
       const buf = this.readBuffer.get(bucket);
       if (buf) for (let i = buf.used - 1; i >= 0; i--) if (buf.keys[i] === key) return buf.values[i];
     }

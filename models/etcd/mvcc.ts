@@ -84,13 +84,16 @@ export class KeyIndex {
     return null;
   }
 
-  /** The revision visible at `atRev`, with its generation's creation and version. */
-  get(atRev: number): { modified: Rev; created: Rev; ver: number } | null {
+  /**
+   * The revision visible at `atRev` (etcd's keyIndex.get, which also gives the creation
+   * revision and version: the store reads those from the stored key-value instead).
+   */
+  modifiedAt(atRev: number): Rev | null {
     const g = this.findGeneration(atRev);
     if (!g) return null;
     for (let i = g.revs.length - 1; i >= 0; i--) {
       const r = g.revs[i] as Rev;
-      if (r.main <= atRev) return { modified: r, created: g.created, ver: g.ver - (g.revs.length - 1 - i) };
+      if (r.main <= atRev) return r;
     }
     return null;
   }
@@ -268,12 +271,15 @@ export class Mvcc {
     const limit = o.limit ?? 0;
     const kvs: KeyValue[] = [];
     let count = 0;
-    for (const k of this.keysInRange(key, end)) {
-      const hit = this.index.get(k)?.get(rev);
-      if (!hit) continue;
+    // one key (most reads and every compare): no list of keys
+    const keys = end === undefined || end === "" ? null : this.keysInRange(key, end);
+    const n = keys ? keys.length : 1;
+    for (let i = 0; i < n; i++) {
+      const k = keys ? (keys[i] as string) : key;
+      const at = this.index.get(k)?.modifiedAt(rev);
+      if (!at) continue;
       count++;
       if (o.countOnly || (limit > 0 && kvs.length >= limit)) continue;
-      const at = hit.modified;
       const stored = this.backend.get("key", revKey(at.main, at.sub, false), write) as StoredKv | undefined;
       // etcd's rangeKeys: "range failed to find revision pair" is Fatal
       if (!stored) this.host.fatal(`range failed to find revision pair ${at.main}.${at.sub} of ${k}`);
@@ -314,8 +320,8 @@ export class Mvcc {
   }
 
   /** @internal the key index entry of a key, if any. */
-  keyAt(key: string, rev: number): { modified: Rev; created: Rev; ver: number } | null {
-    return this.index.get(key)?.get(rev) ?? null;
+  keyAt(key: string, rev: number): Rev | null {
+    return this.index.get(key)?.modifiedAt(rev) ?? null;
   }
 
   /** @internal keys in a range. */
@@ -525,7 +531,7 @@ export class WriteTxn {
     const hit = this.store.keyAt(key, this.beginRev);
     if (!hit) return null;
     return (
-      (this.store.backend.get("key", revKey(hit.modified.main, hit.modified.sub, false), true) as
+      (this.store.backend.get("key", revKey(hit.main, hit.sub, false), true) as
         | StoredKv
         | undefined) ?? null
     );
