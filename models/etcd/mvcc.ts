@@ -531,9 +531,7 @@ export class WriteTxn {
     const hit = this.store.keyAt(key, this.beginRev);
     if (!hit) return null;
     return (
-      (this.store.backend.get("key", revKey(hit.main, hit.sub, false), true) as
-        | StoredKv
-        | undefined) ?? null
+      (this.store.backend.get("key", revKey(hit.main, hit.sub, false), true) as StoredKv | undefined) ?? null
     );
   }
 
