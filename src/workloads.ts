@@ -326,7 +326,7 @@ function kubernetesTraffic(env: WorkloadEnv): void {
           seen.learn(r);
           if (r.type !== "range") return done();
           if (at === 0) at = r.revision;
-          const last = r.kvs[r.kvs.length - 1];
+          const last = r.kvs.length > 0 ? r.kvs[r.kvs.length - 1] : undefined;
           if (r.more && last) page(`${last.key}\0`);
           else {
             if (!watch) startWatch(at + 1);

@@ -36,6 +36,24 @@ export const DEFAULT_CLIENT: Omit<ClientConfig, "id" | "endpoints" | "recorder">
   retryBackoffUs: 25_000,
 };
 
+/**
+ * A full configuration, defaults filled in, every field in one order: the client reads
+ * it on every call, and configurations of different shapes made those reads megamorphic.
+ */
+export function clientConfig(
+  c: Pick<ClientConfig, "id" | "endpoints" | "recorder"> & Partial<ClientConfig>,
+): ClientConfig {
+  return {
+    id: c.id,
+    endpoints: c.endpoints,
+    requestTimeoutUs: c.requestTimeoutUs ?? DEFAULT_CLIENT.requestTimeoutUs,
+    keepAliveIntervalUs: c.keepAliveIntervalUs ?? DEFAULT_CLIENT.keepAliveIntervalUs,
+    keepAliveTimeoutUs: c.keepAliveTimeoutUs ?? DEFAULT_CLIENT.keepAliveTimeoutUs,
+    retryBackoffUs: c.retryBackoffUs ?? DEFAULT_CLIENT.retryBackoffUs,
+    recorder: c.recorder,
+  };
+}
+
 export type KvCallback = (r: KvResponse | ErrorResponse, member: string | undefined) => void;
 
 interface Pending {
@@ -559,8 +577,8 @@ export class EtcdClient implements NodeProgram {
       return;
     }
     this.cfg.recorder.watchEvents(w.record, m.member, m.revision, m.events);
-    const last = m.events[m.events.length - 1];
-    if (last) w.nextRev = Math.max(w.nextRev, last.kv.modRevision + 1);
+    const n = m.events.length;
+    if (n > 0) w.nextRev = Math.max(w.nextRev, (m.events[n - 1] as WatchEvent).kv.modRevision + 1);
     w.listener.onEvents?.(m.events, m.revision);
   }
 

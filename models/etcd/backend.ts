@@ -46,8 +46,9 @@ class Table {
 
   put(k: Key, v: unknown): void {
     if (!this.map.has(k)) {
-      const last = this.sorted[this.sorted.length - 1];
-      if (!this.dirty && (last === undefined || last < k)) this.sorted.push(k);
+      // (no index -1 when empty: V8 would look "-1" up by name, and keep doing so here)
+      const n = this.sorted.length;
+      if (!this.dirty && (n === 0 || (this.sorted[n - 1] as Key) < k)) this.sorted.push(k);
       else this.dirty = true;
     }
     this.map.set(k, v);

@@ -22,7 +22,7 @@ import {
 } from "../backup/sidecar.js";
 import { BackupCatalogue, BackupStore, type UploadRecord } from "../backup/store.js";
 import { Bugs } from "../bugs.js";
-import { type ClientConfig, DEFAULT_CLIENT, EtcdClient } from "../client/client.js";
+import { type ClientConfig, clientConfig, EtcdClient } from "../client/client.js";
 import type { ErrorResponse, KeyValue } from "../client/history.js";
 import { HistoryRecorder } from "../client/recorder.js";
 import { RaftInvariants } from "../raft/invariants.js";
@@ -387,13 +387,12 @@ export class EtcdCluster {
   ): EtcdClient {
     const id = this.clients.length + 1;
     const eps = options.endpoints;
-    const cfg: ClientConfig = {
-      ...DEFAULT_CLIENT,
+    const cfg = clientConfig({
       ...options,
       id,
       recorder: this.recorder,
       endpoints: eps ? () => eps : () => this.nodes,
-    };
+    });
     const node = this.sim.addNode(`c${id}`, (ctx) => new EtcdClient(ctx, cfg));
     this.sim.start(node);
     const c = this.sim.program(node) as EtcdClient;
@@ -404,12 +403,11 @@ export class EtcdCluster {
   /** A client for membership calls; its calls are not part of the history. */
   private adminClient(): EtcdClient {
     if (!this.admin) {
-      const cfg: ClientConfig = {
-        ...DEFAULT_CLIENT,
+      const cfg = clientConfig({
         id: 0,
         recorder: new HistoryRecorder(() => this.sim.nowUs),
         endpoints: () => this.nodes,
-      };
+      });
       const node = this.sim.addNode("admin", (ctx) => new EtcdClient(ctx, cfg));
       this.sim.start(node);
       this.admin = this.sim.program(node) as EtcdClient;

@@ -51,7 +51,8 @@ export class KeyIndex {
 
   /** A delete: the revision ends the current generation. */
   tombstone(rev: Rev): boolean {
-    const g = this.generations[this.generations.length - 1];
+    const n = this.generations.length;
+    const g = n > 0 ? this.generations[n - 1] : undefined;
     if (!g || g.revs.length === 0) return false;
     this.put(rev);
     this.generations.push({ ver: 0, created: { main: 0, sub: 0 }, revs: [] });
@@ -228,8 +229,9 @@ export class Mvcc {
     if (!ki && create) {
       ki = new KeyIndex(key);
       this.index.set(key, ki);
-      const last = this.sortedKeys[this.sortedKeys.length - 1];
-      if (!this.sortedDirty && (last === undefined || last < key)) this.sortedKeys.push(key);
+      const n = this.sortedKeys.length;
+      if (!this.sortedDirty && (n === 0 || (this.sortedKeys[n - 1] as string) < key))
+        this.sortedKeys.push(key);
       else this.sortedDirty = true;
     }
     return ki;
@@ -306,16 +308,17 @@ export class Mvcc {
     return new WriteTxn(this, this.currentRev);
   }
 
-  /** @internal applies a finished write transaction to the index and counters. */
-  commitTxn(changes: Change[], revs: Rev[], tombstones: boolean[]): void {
+  /** @internal applies a finished write transaction (its changes at revision `main`). */
+  commitTxn(changes: Change[], main: number): void {
     if (changes.length === 0) return;
     this.currentRev++;
-    changes.forEach((c, i) => {
-      const rev = revs[i] as Rev;
+    for (let sub = 0; sub < changes.length; sub++) {
+      const c = changes[sub] as Change;
+      const rev: Rev = { main, sub };
       const ki = this.keyIndex(c.kv.key, true) as KeyIndex;
-      if (tombstones[i]) ki.tombstone(rev);
+      if (c.type === "DELETE") ki.tombstone(rev);
       else ki.put(rev);
-    });
+    }
     this.host.notify(this.currentRev, changes);
   }
 
@@ -489,11 +492,8 @@ export class Mvcc {
 
 /** A write transaction: its own changes are visible to its reads. */
 export class WriteTxn {
+  /** In order; change i is at revision (beginRev + 1, i), a tombstone if a DELETE. */
   private readonly changes: Change[] = [];
-  private readonly revs: Rev[] = [];
-  private readonly tombstones: boolean[] = [];
-  /** Keys this txn wrote: their latest state inside the txn. */
-  private readonly pending = new Map<string, StoredKv | null>();
 
   constructor(
     private readonly store: Mvcc,
@@ -504,6 +504,15 @@ export class WriteTxn {
     return this.beginRev + 1;
   }
 
+  /** The key's latest state inside this txn: undefined if the txn did not touch it. */
+  private pending(key: string): StoredKv | null | undefined {
+    for (let i = this.changes.length - 1; i >= 0; i--) {
+      const c = this.changes[i] as Change;
+      if (c.kv.key === key) return c.type === "PUT" ? (c.kv as StoredKv) : null;
+    }
+    return undefined;
+  }
+
   /** Reads see this txn's own writes (etcd reads at beginRev + 1 once it changed something). */
   range(key: string, end: string | undefined, o: RangeOptions = {}) {
     if (o.rev && o.rev > 0) return this.store.range(key, end, o, this.beginRev, true);
@@ -511,10 +520,11 @@ export class WriteTxn {
     const base = this.store.range(key, end, { ...o, limit: 0, countOnly: false }, this.beginRev, true);
     if (!("kvs" in base)) return base;
     const byKey = new Map(base.kvs.map((kv) => [kv.key, kv]));
-    for (const [k, kv] of this.pending) {
-      if (!inKeyRange(k, key, end)) continue;
-      if (kv === null) byKey.delete(k);
-      else byKey.set(k, kv);
+    // in order: the last change to a key is what it holds now
+    for (const c of this.changes) {
+      if (!inKeyRange(c.kv.key, key, end)) continue;
+      if (c.type === "DELETE") byKey.delete(c.kv.key);
+      else byKey.set(c.kv.key, c.kv);
     }
     const all = [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const limit = o.limit ?? 0;
@@ -527,7 +537,8 @@ export class WriteTxn {
   }
 
   private current(key: string): StoredKv | null {
-    if (this.pending.has(key)) return this.pending.get(key) ?? null;
+    const own = this.pending(key);
+    if (own !== undefined) return own;
     const hit = this.store.keyAt(key, this.beginRev);
     if (!hit) return null;
     return (
@@ -537,20 +548,17 @@ export class WriteTxn {
 
   put(key: string, value: string, lease: number): { prev: StoredKv | null } {
     const prev = this.current(key);
-    const rev: Rev = { main: this.nextMain, sub: this.changes.length };
+    const main = this.nextMain;
     const kv: StoredKv = {
       key,
       value,
-      createRevision: prev ? prev.createRevision : rev.main,
-      modRevision: rev.main,
+      createRevision: prev ? prev.createRevision : main,
+      modRevision: main,
       version: prev ? prev.version + 1 : 1,
       lease,
     };
-    this.store.backend.put("key", revKey(rev.main, rev.sub, false), kv);
-    this.pending.set(key, kv);
+    this.store.backend.put("key", revKey(main, this.changes.length, false), kv);
     this.changes.push({ type: "PUT", kv });
-    this.revs.push(rev);
-    this.tombstones.push(false);
     return { prev };
   }
 
@@ -559,29 +567,27 @@ export class WriteTxn {
     const keys = new Set(
       this.store.keys(key, end).filter((k) => this.store.keyAt(k, this.beginRev) !== null),
     );
-    for (const [k, kv] of this.pending) if (inKeyRange(k, key, end) && kv !== null) keys.add(k);
-    for (const [k, kv] of this.pending) if (kv === null) keys.delete(k);
+    // keys this txn put are there now; keys it deleted are not (its last change counts)
+    for (const c of this.changes) if (c.type === "PUT" && inKeyRange(c.kv.key, key, end)) keys.add(c.kv.key);
+    for (const c of this.changes) if (this.pending(c.kv.key) === null) keys.delete(c.kv.key);
     const deleted: StoredKv[] = [];
     for (const k of [...keys].sort()) {
       const prev = this.current(k);
       if (!prev) continue;
-      const rev: Rev = { main: this.nextMain, sub: this.changes.length };
+      const main = this.nextMain;
       const tomb: StoredKv = {
         key: k,
         value: "",
         createRevision: 0,
-        modRevision: rev.main,
+        modRevision: main,
         version: 0,
         lease: 0,
       };
-      this.store.backend.put("key", revKey(rev.main, rev.sub, true), tomb);
-      this.pending.set(k, null);
+      this.store.backend.put("key", revKey(main, this.changes.length, true), tomb);
       this.changes.push({
         type: "DELETE",
-        kv: { key: k, value: "", createRevision: 0, modRevision: rev.main, version: 0, lease: 0 },
+        kv: { key: k, value: "", createRevision: 0, modRevision: main, version: 0, lease: 0 },
       });
-      this.revs.push(rev);
-      this.tombstones.push(true);
       deleted.push(prev);
     }
     return deleted;
@@ -599,7 +605,7 @@ export class WriteTxn {
 
   /** Ends the txn: the index and revision move, watchers are told, the backend unlocks. */
   end(): void {
-    this.store.commitTxn(this.changes, this.revs, this.tombstones);
+    this.store.commitTxn(this.changes, this.nextMain);
     this.store.backend.unlock();
   }
 }

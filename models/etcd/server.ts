@@ -56,7 +56,7 @@ import {
   requestId,
   type ServerMessage,
 } from "./protocol.js";
-import { WatchableStore, type WatchMessage, WatchStream } from "./watch.js";
+import { WatchableStore, type WatchMessage, WatchStream, watchMessage } from "./watch.js";
 
 export const MEMBER_DIR = "member";
 export const DB_PATH = `${MEMBER_DIR}/snap/db`;
@@ -494,17 +494,19 @@ export class EtcdServer implements NodeProgram, RaftApp {
           member: this.ctx.name,
         });
       else if (m.kind === "watch-create")
-        this.send(from, {
-          kind: "watch-resp",
-          streamId: m.streamId,
-          watchId: -1,
-          revision: 0,
-          events: [],
-          canceled: true,
-          cancelReason: Errors.connectionRefused.message,
-          reqId: m.reqId,
-          member: this.ctx.name,
-        });
+        this.send(
+          from,
+          watchMessage({
+            streamId: m.streamId,
+            watchId: -1,
+            revision: 0,
+            canceled: true,
+            cancelReason: Errors.connectionRefused.message,
+            reqId: m.reqId,
+            member: this.ctx.name,
+            incarnation: this.ctx.incarnation,
+          }),
+        );
       return;
     }
     switch (m.kind) {
@@ -1391,45 +1393,51 @@ export class EtcdServer implements NodeProgram, RaftApp {
           this.streams.set(key, stream);
         }
         if (m.requireLeader && this.lead === 0) {
-          this.send(client, {
-            kind: "watch-resp",
-            streamId: m.streamId,
-            watchId: -1,
-            revision: this.mvcc.currentRev,
-            events: [],
-            canceled: true,
-            cancelReason: Errors.noLeader.message,
-            reqId: m.reqId,
-            member: this.ctx.name,
-          });
+          this.send(
+            client,
+            watchMessage({
+              streamId: m.streamId,
+              watchId: -1,
+              revision: this.mvcc.currentRev,
+              canceled: true,
+              cancelReason: Errors.noLeader.message,
+              reqId: m.reqId,
+              member: this.ctx.name,
+              incarnation: this.ctx.incarnation,
+            }),
+          );
           return;
         }
         const w = this.watch.watch(stream, m.request);
-        this.send(client, {
-          kind: "watch-resp",
-          streamId: m.streamId,
-          watchId: w.id,
-          revision: this.mvcc.currentRev,
-          events: [],
-          created: true,
-          reqId: m.reqId,
-          member: this.ctx.name,
-        });
+        this.send(
+          client,
+          watchMessage({
+            streamId: m.streamId,
+            watchId: w.id,
+            revision: this.mvcc.currentRev,
+            created: true,
+            reqId: m.reqId,
+            member: this.ctx.name,
+            incarnation: this.ctx.incarnation,
+          }),
+        );
         return;
       }
       case "watch-cancel": {
         const w = stream?.watchers.get(m.watchId);
         if (!stream || !w) return;
         this.watch.remove(w);
-        this.send(client, {
-          kind: "watch-resp",
-          streamId: m.streamId,
-          watchId: m.watchId,
-          revision: this.mvcc.currentRev,
-          events: [],
-          canceled: true,
-          member: this.ctx.name,
-        });
+        this.send(
+          client,
+          watchMessage({
+            streamId: m.streamId,
+            watchId: m.watchId,
+            revision: this.mvcc.currentRev,
+            canceled: true,
+            member: this.ctx.name,
+            incarnation: this.ctx.incarnation,
+          }),
+        );
         return;
       }
       case "watch-progress":
@@ -1442,11 +1450,9 @@ export class EtcdServer implements NodeProgram, RaftApp {
     }
   }
 
-  /** On the gRPC watch stream; stamped with this process, so a client can tell a restart. */
+  /** On the gRPC watch stream (each message names this process, so a client can tell a restart). */
   private send(client: number, msg: WatchMessage): void {
-    const stamped: WatchMessage =
-      msg.incarnation === this.ctx.incarnation ? msg : { ...msg, incarnation: this.ctx.incarnation };
-    this.ctx.send(client, stamped, msg.kind, msg.watchId, 0, Delivery.Stream);
+    this.ctx.send(client, msg, msg.kind, msg.watchId, 0, Delivery.Stream);
   }
 
   /** The member has no leader: watch streams that require one are cancelled. */
@@ -1454,16 +1460,18 @@ export class EtcdServer implements NodeProgram, RaftApp {
     for (const [key, s] of [...this.streams]) {
       if (!s.requireLeader) continue;
       for (const w of [...s.watchers.values()]) {
-        this.send(s.client, {
-          kind: "watch-resp",
-          streamId: s.id,
-          watchId: w.id,
-          revision: this.mvcc.currentRev,
-          events: [],
-          canceled: true,
-          cancelReason: Errors.noLeader.message,
-          member: this.ctx.name,
-        });
+        this.send(
+          s.client,
+          watchMessage({
+            streamId: s.id,
+            watchId: w.id,
+            revision: this.mvcc.currentRev,
+            canceled: true,
+            cancelReason: Errors.noLeader.message,
+            member: this.ctx.name,
+            incarnation: this.ctx.incarnation,
+          }),
+        );
       }
       s.close();
       this.streams.delete(key);

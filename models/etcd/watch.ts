@@ -20,6 +20,7 @@ export const SYNC_INTERVAL_US = 100_000;
 export const VICTIM_INTERVAL_US = 10_000;
 const MAX_WATCHERS_PER_SYNC = 512;
 const MAX_REVS_PER_RESPONSE = 1000;
+const NO_EVENTS: readonly WatchEvent[] = [];
 
 /** What the store puts in a stream's channel. */
 export interface StoreResponse {
@@ -31,26 +32,57 @@ export interface StoreResponse {
   readonly progress?: boolean;
 }
 
-/** What a watch stream sends to its client. */
+/**
+ * What a watch stream sends to its client. Every field is always there, in one order
+ * (`watchMessage` makes the rare kinds): the client reads them all on its hottest path,
+ * and messages of several shapes made those reads megamorphic.
+ */
 export interface WatchMessage {
   readonly kind: "watch-resp";
   readonly streamId: number;
   readonly watchId: number;
   readonly revision: number;
   readonly events: readonly WatchEvent[];
-  readonly created?: boolean;
-  readonly canceled?: boolean;
-  readonly compactRevision?: number;
-  readonly progressNotify?: boolean;
-  readonly cancelReason?: string;
-  /** On a `created` response: the create request it answers. */
-  readonly reqId?: number;
+  readonly created: boolean;
+  readonly canceled: boolean;
+  readonly compactRevision: number | undefined;
+  readonly progressNotify: boolean;
+  readonly cancelReason: string | undefined;
+  /** On a `created` response, or a refused create: the create request it answers. */
+  readonly reqId: number | undefined;
   readonly member: string;
   /**
    * The member process that sent it. A stream lives on one TCP connection to one
    * process: a message from another incarnation means the connection broke.
    */
-  readonly incarnation?: number;
+  readonly incarnation: number;
+}
+
+/** A watch response other than events: the fields it sets, the rest at their defaults. */
+export function watchMessage(
+  m: Pick<WatchMessage, "streamId" | "watchId" | "revision" | "member" | "incarnation"> & {
+    readonly created?: boolean;
+    readonly canceled?: boolean;
+    readonly compactRevision?: number;
+    readonly cancelReason?: string;
+    readonly reqId?: number;
+  },
+): WatchMessage {
+  return {
+    kind: "watch-resp",
+    streamId: m.streamId,
+    watchId: m.watchId,
+    revision: m.revision,
+    events: NO_EVENTS,
+    created: m.created ?? false,
+    canceled: m.canceled ?? false,
+    compactRevision: m.compactRevision,
+    progressNotify: false,
+    cancelReason: m.cancelReason,
+    reqId: m.reqId,
+    member: m.member,
+    incarnation: m.incarnation,
+  };
 }
 
 export interface WatchRequestMsg {
@@ -138,11 +170,11 @@ export class WatchStream {
   private scheduleDrain(): void {
     if (this.draining) return;
     this.draining = true;
-    this.store.host.setTimer(0, "watch.send", () => this.drain());
+    this.store.host.setTimer(0, "watch.send", this.drain);
   }
 
   /** The send loop: one response at a time (failpoint beforeSendWatchResponse may stall it). */
-  private drain(): void {
+  private readonly drain = (): void => {
     const next = this.channel[0];
     if (!next || this.closed) {
       this.draining = false;
@@ -154,13 +186,12 @@ export class WatchStream {
       return;
     }
     this.sendOne();
-  }
+  };
 
   private sendOne(): void {
     const r = this.channel.shift();
     if (r) this.store.deliver(this, r);
-    if (this.channel.length > 0 && !this.closed)
-      this.store.host.setTimer(0, "watch.send", () => this.drain());
+    if (this.channel.length > 0 && !this.closed) this.store.host.setTimer(0, "watch.send", this.drain);
     else this.draining = false;
   }
 
@@ -314,7 +345,8 @@ export class WatchableStore {
       const mine = rows.filter((r) => r.rev.main >= w.minRev && w.matches(r.change.kv.key));
       // at most 1000 revisions a response; the rest next time
       const revs: number[] = [];
-      for (const r of mine) if (revs[revs.length - 1] !== r.rev.main) revs.push(r.rev.main);
+      for (const r of mine)
+        if (revs.length === 0 || revs[revs.length - 1] !== r.rev.main) revs.push(r.rev.main);
       let upTo = cur;
       let more = false;
       if (revs.length > MAX_REVS_PER_RESPONSE) {
@@ -404,49 +436,68 @@ export class WatchableStore {
     if (stream.closed) return;
     const w = stream.watchers.get(r.watchId);
     if (r.compactRevision !== undefined) {
-      this.host.send(stream.client, {
-        kind: "watch-resp",
-        streamId: stream.id,
-        watchId: r.watchId,
-        revision: r.revision,
-        events: [],
-        canceled: true,
-        compactRevision: r.compactRevision,
-        cancelReason: "mvcc: required revision has been compacted",
-        member: this.host.memberName,
-      });
+      this.host.send(
+        stream.client,
+        watchMessage({
+          streamId: stream.id,
+          watchId: r.watchId,
+          revision: r.revision,
+          canceled: true,
+          compactRevision: r.compactRevision,
+          cancelReason: "mvcc: required revision has been compacted",
+          member: this.host.memberName,
+          incarnation: this.host.incarnation,
+        }),
+      );
       return;
     }
-    let events: WatchEvent[] = [];
+    let events: readonly WatchEvent[] = NO_EVENTS;
     if (w) {
       const noPut = w.req.filters?.includes("NOPUT") ?? false;
       const noDelete = w.req.filters?.includes("NODELETE") ?? false;
-      for (const e of r.events) {
-        if ((e.type === "PUT" && noPut) || (e.type === "DELETE" && noDelete)) continue;
-        if (!w.req.prevKv) {
-          events.push(e);
-          continue;
-        }
-        const prevKv = this.prevKv(e.kv);
-        events.push(prevKv ? { type: e.type, kv: e.kv, prevKv } : { type: e.type, kv: e.kv });
-      }
+      // nothing to filter or fill: the store's list itself, uncopied
+      if (!noPut && !noDelete && !w.req.prevKv) events = r.events;
+      else events = this.filled(w.req, r.events, noPut, noDelete);
       if (events.length === 0 && r.events.length > 0) return; // everything filtered out
     } else if (r.watchId !== -1) {
       return; // the watcher is gone
-    } else {
-      events = [];
     }
+    // the hottest message: spelt out, in watchMessage's order
     this.host.send(stream.client, {
       kind: "watch-resp",
       streamId: stream.id,
       watchId: r.watchId,
       revision: r.revision,
       events,
-      // every field spelt out, stamp included: the hottest message, kept to one shape
+      created: false,
+      canceled: false,
+      compactRevision: undefined,
       progressNotify: r.progress === true,
+      cancelReason: undefined,
+      reqId: undefined,
       member: this.host.memberName,
       incarnation: this.host.incarnation,
     });
+  }
+
+  /** A response's events through the watcher's filters, with prev_kv if it asked. */
+  private filled(
+    req: WatchRequestMsg,
+    from: readonly WatchEvent[],
+    noPut: boolean,
+    noDelete: boolean,
+  ): WatchEvent[] {
+    const events: WatchEvent[] = [];
+    for (const e of from) {
+      if ((e.type === "PUT" && noPut) || (e.type === "DELETE" && noDelete)) continue;
+      if (!req.prevKv) {
+        events.push(e);
+        continue;
+      }
+      const prevKv = this.prevKv(e.kv);
+      events.push(prevKv ? { type: e.type, kv: e.kv, prevKv } : { type: e.type, kv: e.kv });
+    }
+    return events;
   }
 
   /** prev_kv: the key at mod revision - 1, if not compacted. */

@@ -15,12 +15,14 @@ import {
   type ConfState,
   type Entry,
   EntryType,
+  fullMessage,
   type HardState,
   isEmptySnapshot,
   type Message,
   Msg,
   type MsgType,
   message,
+  NO_ENTRIES,
   NO_MESSAGES,
   NONE,
   RaftPanic,
@@ -192,7 +194,24 @@ export class Raft {
       // to a leader of any term.
       if (t !== Msg.Prop && t !== Msg.ReadIndex) term = this.term;
     }
-    const m = message(fields, this.id, term);
+    this.queue(message(fields, this.id, term));
+  }
+
+  /** `send` for the hottest messages, whole (term and `from` stamped as `send` does). */
+  private sendFull(
+    type: MsgType,
+    to: number,
+    index: number,
+    logTerm: number,
+    entries: readonly Entry[],
+    commit: number,
+    context: string,
+  ): void {
+    this.queue(fullMessage(type, to, this.id, this.term, logTerm, index, entries, commit, false, 0, context));
+  }
+
+  private queue(m: Message): void {
+    const t = m.type;
     // Append acks and votes promise durable state: they wait for the Ready to be persisted.
     if (t === Msg.AppResp || t === Msg.VoteResp || t === Msg.PreVoteResp) this.msgsAfterAppend.push(m);
     else this.msgs.push(m);
@@ -221,7 +240,7 @@ export class Raft {
       return true;
     }
     const commit = this.raftLog.committed;
-    this.send({ type: Msg.App, to, index: prevIndex, logTerm: prevTerm, entries: ents, commit });
+    this.sendFull(Msg.App, to, prevIndex, prevTerm, ents, commit, "");
     pr.sentEntries(ents.length);
     pr.sentCommitTo(commit);
     return true;
@@ -236,7 +255,7 @@ export class Raft {
     if (!pr) return;
     // A follower may not have all entries up to the leader's commit: send what it matches.
     const commit = Math.min(pr.match, this.raftLog.committed);
-    this.send({ type: Msg.Heartbeat, to, commit, context: ctx });
+    this.sendFull(Msg.Heartbeat, to, 0, 0, NO_ENTRIES, commit, ctx);
     pr.sentCommitTo(commit);
   }
 
@@ -686,12 +705,12 @@ export class Raft {
 
   private handleAppendEntries(m: Message): void {
     if (m.index < this.raftLog.committed) {
-      this.send({ type: Msg.AppResp, to: m.from, index: this.raftLog.committed });
+      this.sendFull(Msg.AppResp, m.from, this.raftLog.committed, 0, NO_ENTRIES, 0, "");
       return;
     }
     const lastNew = this.raftLog.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew >= 0) {
-      this.send({ type: Msg.AppResp, to: m.from, index: lastNew });
+      this.sendFull(Msg.AppResp, m.from, lastNew, 0, NO_ENTRIES, 0, "");
       return;
     }
     // Reject, and hint where our log may match: the largest index at or below the
@@ -712,7 +731,7 @@ export class Raft {
     // The leader sends min(our match, its commit), so we hold it; if not, the log was
     // lost or truncated under us and commitTo panics, as etcd-io/raft does.
     this.raftLog.commitTo(m.commit);
-    this.send({ type: Msg.HeartbeatResp, to: m.from, context: m.context });
+    this.sendFull(Msg.HeartbeatResp, m.from, 0, 0, NO_ENTRIES, 0, m.context);
   }
 
   private handleSnapshot(m: Message): void {
@@ -984,8 +1003,9 @@ export class RawNode {
     if (r.msgs.length > 0) r.msgs = [];
     if (afterAppend.length > 0) r.msgsAfterAppend = [];
     r.raftLog.acceptUnstable();
-    const lastCommitted = committedEntries[committedEntries.length - 1];
-    if (lastCommitted) r.raftLog.acceptApplying(lastCommitted.index);
+    // (never index -1 of an empty array: V8 looks "-1" up as a property name, slowly)
+    const n = committedEntries.length;
+    if (n > 0) r.raftLog.acceptApplying((committedEntries[n - 1] as Entry).index);
     this.inReady = true;
     return rd;
   }
@@ -1008,8 +1028,8 @@ export class RawNode {
       r.raftLog.stableSnapTo(rd.snapshot.metadata.index);
       r.raftLog.appliedTo(rd.snapshot.metadata.index);
     }
-    const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
-    if (lastCommitted) r.raftLog.appliedTo(lastCommitted.index);
+    const n = rd.committedEntries.length;
+    if (n > 0) r.raftLog.appliedTo((rd.committedEntries[n - 1] as Entry).index);
     const steps = this.stepsOnAdvance;
     this.stepsOnAdvance = [];
     for (const m of steps) r.step(m);

@@ -384,7 +384,8 @@ export class Wal {
   private writeRecord(type: RecordType, rec: Uint8Array): void {
     // the data follows the header: checksummed in place (a view per record cost an allocation)
     const crc = type === RecordType.Crc ? 0 : recordCrc(this.crc, type, rec, HEADER_BYTES);
-    if (this.unsynced[this.unsynced.length - 1] !== this.tail.path) this.unsynced.push(this.tail.path);
+    const n = this.unsynced.length;
+    if (n === 0 || this.unsynced[n - 1] !== this.tail.path) this.unsynced.push(this.tail.path);
     putU32(rec, 0, rec.length - HEADER_BYTES);
     putU32(rec, 4, crc);
     rec[8] = type;
