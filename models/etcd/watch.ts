@@ -101,15 +101,29 @@ export class Watcher {
   /** Events left to resend when it was made a victim. */
   pending: StoreResponse | null = null;
 
+  // The request's fields read per event, copied once: requests come in many shapes,
+  // and reading them on every event was a megamorphic load each.
+  private readonly key: string;
+  private readonly rangeEnd: string | undefined;
+  readonly prevKv: boolean;
+  readonly noPut: boolean;
+  readonly noDelete: boolean;
+
   constructor(
     readonly id: number,
     readonly stream: WatchStream,
     readonly req: WatchRequestMsg,
     readonly startRev: number,
-  ) {}
+  ) {
+    this.key = req.key;
+    this.rangeEnd = req.rangeEnd;
+    this.prevKv = req.prevKv ?? false;
+    this.noPut = req.filters?.includes("NOPUT") ?? false;
+    this.noDelete = req.filters?.includes("NODELETE") ?? false;
+  }
 
   matches(key: string): boolean {
-    return inKeyRange(key, this.req.key, this.req.rangeEnd);
+    return inKeyRange(key, this.key, this.rangeEnd);
   }
 }
 
@@ -453,11 +467,9 @@ export class WatchableStore {
     }
     let events: readonly WatchEvent[] = NO_EVENTS;
     if (w) {
-      const noPut = w.req.filters?.includes("NOPUT") ?? false;
-      const noDelete = w.req.filters?.includes("NODELETE") ?? false;
       // nothing to filter or fill: the store's list itself, uncopied
-      if (!noPut && !noDelete && !w.req.prevKv) events = r.events;
-      else events = this.filled(w.req, r.events, noPut, noDelete);
+      if (!w.noPut && !w.noDelete && !w.prevKv) events = r.events;
+      else events = this.filled(w, r.events);
       if (events.length === 0 && r.events.length > 0) return; // everything filtered out
     } else if (r.watchId !== -1) {
       return; // the watcher is gone
@@ -481,16 +493,11 @@ export class WatchableStore {
   }
 
   /** A response's events through the watcher's filters, with prev_kv if it asked. */
-  private filled(
-    req: WatchRequestMsg,
-    from: readonly WatchEvent[],
-    noPut: boolean,
-    noDelete: boolean,
-  ): WatchEvent[] {
+  private filled(w: Watcher, from: readonly WatchEvent[]): WatchEvent[] {
     const events: WatchEvent[] = [];
     for (const e of from) {
-      if ((e.type === "PUT" && noPut) || (e.type === "DELETE" && noDelete)) continue;
-      if (!req.prevKv) {
+      if ((e.type === "PUT" && w.noPut) || (e.type === "DELETE" && w.noDelete)) continue;
+      if (!w.prevKv) {
         events.push(e);
         continue;
       }

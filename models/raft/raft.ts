@@ -780,7 +780,7 @@ export class Raft {
       this.maybeCommit();
     } else {
       // Self-ack once durable (delivered back to us at advance()).
-      this.send({ type: Msg.AppResp, to: this.id, index: last });
+      this.sendFull(Msg.AppResp, this.id, last, 0, NO_ENTRIES, 0, "");
     }
     return true;
   }
@@ -919,9 +919,8 @@ export class RawNode {
 
   private stepProposal(type: EntryType, data: Uint8Array): boolean {
     this.raft.proposalDropped = false;
-    this.raft.step(
-      message({ type: Msg.Prop, from: this.raft.id, entries: [{ term: 0, index: 0, type, data }] }),
-    );
+    const entries = [{ term: 0, index: 0, type, data }];
+    this.raft.step(fullMessage(Msg.Prop, NONE, this.raft.id, 0, 0, 0, entries, 0, false, 0, ""));
     return !this.raft.proposalDropped;
   }
 
