@@ -169,6 +169,7 @@ export interface Settled {
 
 /** `base`: the revision the store starts at (1, or an epoch's after a restore). */
 export function settleUnknown(ops: readonly EtcdCheckOp[], base = 1): Settled {
+  if (!ops.some((op) => op.optional)) return nothingToSettle(ops, base);
   // Only the values that unknown puts wrote are asked about below (who else wrote them,
   // and where a read showed them): the rest is not recorded. By key, then value: no
   // string built per put and per key-value read.
@@ -374,6 +375,25 @@ export function settleUnknown(ops: readonly EtcdCheckOp[], base = 1): Settled {
     // only unknown writes are pruned by what reads showed
     reads: result.some((o) => o.optional) ? latestReads(result) : new Map(),
   };
+}
+
+/**
+ * `settleUnknown` when every outcome is known (the simulator's reference settles them
+ * all): nothing to settle or drop, only the revisions the writes took.
+ */
+function nothingToSettle(ops: readonly EtcdCheckOp[], base: number): Settled {
+  let maxRevision = base;
+  const claimed = new Set<number>();
+  const kept: number[] = [];
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i] as EtcdCheckOp;
+    kept.push(i);
+    const rev = revisionOf(op.output);
+    if (rev === null) continue;
+    if (rev > maxRevision) maxRevision = rev;
+    if (claimsRevision(op.input, op.output) === true) claimed.add(rev);
+  }
+  return { ops: [...ops], settled: 0, dropped: 0, kept, claimed, maxRevision, reads: new Map() };
 }
 
 /**

@@ -253,6 +253,78 @@ function grow(a: Int32Array): Int32Array<ArrayBuffer> {
   return b;
 }
 
+/** The first index of `xs` (ascending) holding a value >= x. */
+function lowerBound(xs: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((xs[mid] as number) < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The call and return entries of `group`'s ops in time order, each as op * 2 (+1 for a
+ * return): calls before returns at equal times (closed intervals), then by op. Sorted as
+ * numbers, time * 2^k + the entry (exact below 2^53), without a comparator call per step;
+ * times too large for that take the comparator.
+ */
+function entryOrder<I, O>(
+  all: readonly CheckOp<I, O>[],
+  group: readonly number[],
+  count: number,
+): Int32Array {
+  const n = group.length;
+  const ids = new Int32Array(count);
+  const times = new Float64Array(count);
+  let k = 0;
+  let maxTime = 0;
+  for (let i = 0; i < n; i++) {
+    const op = all[group[i] as number] as CheckOp<I, O>;
+    ids[k] = i * 2;
+    times[k++] = op.callUs;
+    if (!op.optional) {
+      ids[k] = i * 2 + 1;
+      times[k++] = op.returnUs;
+    }
+  }
+  for (let e = 0; e < count; e++) {
+    const t = times[e] as number;
+    if (!(t >= 0 && Number.isInteger(t))) maxTime = Number.POSITIVE_INFINITY;
+    else if (t > maxTime) maxTime = t;
+  }
+  // an entry id is below 2n; within a time, calls (even ids... by op) must come first
+  const bits = Math.ceil(Math.log2(2 * n + 2)) + 1;
+  const scale = 2 ** bits;
+  if (maxTime * scale + scale < Number.MAX_SAFE_INTEGER) {
+    // within one time: calls (flag 0) before returns (flag 1), each by op
+    const keys = new Float64Array(count);
+    const half = scale / 2;
+    for (let e = 0; e < count; e++) {
+      const id = ids[e] as number;
+      keys[e] = (times[e] as number) * scale + (id & 1) * half + (id >> 1);
+    }
+    keys.sort();
+    const out = new Int32Array(count);
+    for (let e = 0; e < count; e++) {
+      const r = (keys[e] as number) % scale;
+      out[e] = r >= half ? (r - half) * 2 + 1 : r * 2;
+    }
+    return out;
+  }
+  const idx = Array.from({ length: count }, (_, e) => e);
+  idx.sort((a, b) => {
+    const d = (times[a] as number) - (times[b] as number);
+    if (d !== 0) return d;
+    const x = ids[a] as number;
+    const y = ids[b] as number;
+    return (x & 1) !== (y & 1) ? (x & 1) - (y & 1) : (x >> 1) - (y >> 1);
+  });
+  return Int32Array.from(idx, (e) => ids[e] as number);
+}
+
 function popcount(x: number): number {
   x -= (x >>> 1) & 0x55555555;
   x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
@@ -314,27 +386,29 @@ class Search<S, I, O> {
     this.prev = new Int32Array(count);
     this.matchReturn = new Int32Array(count).fill(NIL);
     this.requiredRank = new Int32Array(n).fill(-1);
-    // deadlines of required ops, compressed to slots
+    // deadlines of required ops, compressed to slots (sorted, distinct)
     this.deadlineSlot = new Int32Array(n).fill(-1);
-    const values = [
-      ...new Set(
-        group
-          .map((g) => all[g] as CheckOp<I, O>)
-          .filter((o) => !o.optional && o.deadline !== undefined)
-          .map((o) => o.deadline as number),
-      ),
-    ].sort((a, b) => a - b);
-    this.deadlineValue = Float64Array.from(values);
+    const deadlines = new Float64Array(n);
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      const o = all[group[i] as number] as CheckOp<I, O>;
+      if (!o.optional && o.deadline !== undefined) deadlines[m++] = o.deadline;
+    }
+    const sorted = deadlines.subarray(0, m).sort();
+    let distinct = 0;
+    for (let i = 0; i < m; i++)
+      if (i === 0 || sorted[i] !== sorted[distinct - 1]) sorted[distinct++] = sorted[i] as number;
+    const values = sorted.slice(0, distinct);
+    this.deadlineValue = values;
     let leaves = 1;
     while (leaves < Math.max(1, values.length)) leaves *= 2;
     this.leaves = leaves;
     this.tree = new Int32Array(2 * leaves);
     if (model.progress && values.length > 0) {
-      const slotOf = new Map(values.map((v, i) => [v, i]));
       for (let i = 0; i < n; i++) {
         const op = all[group[i] as number] as CheckOp<I, O>;
         if (op.optional || op.deadline === undefined) continue;
-        const slot = slotOf.get(op.deadline) as number;
+        const slot = lowerBound(values, op.deadline);
         this.deadlineSlot[i] = slot;
         this.bumpDeadline(slot, 1);
       }
@@ -359,27 +433,23 @@ class Search<S, I, O> {
     this.state = model.init();
     this.newestFirst = model.unknownNewestFirst === true;
     // build entries sorted by time; calls before returns at equal times (closed intervals)
-    const times: { t: number; call: boolean; op: number }[] = [];
-    for (let i = 0; i < n; i++) {
-      const op = all[group[i] as number] as CheckOp<I, O>;
-      times.push({ t: op.callUs, call: true, op: i });
-      if (!op.optional) times.push({ t: op.returnUs, call: false, op: i });
-    }
-    times.sort((a, b) => a.t - b.t || (a.call === b.call ? a.op - b.op : a.call ? -1 : 1));
+    const order = entryOrder(all, group, count);
     const callEntry = new Int32Array(n).fill(NIL);
     this.callEntryOf = callEntry;
     let rank = 0;
     for (let e = 0; e < count; e++) {
-      const x = times[e] as { t: number; call: boolean; op: number };
-      this.entryOp[e] = x.op;
-      this.entryIsCall[e] = x.call ? 1 : 0;
+      const x = order[e] as number;
+      const op = x >> 1;
+      const call = (x & 1) === 0;
+      this.entryOp[e] = op;
+      this.entryIsCall[e] = call ? 1 : 0;
       this.prev[e] = e - 1;
       this.next[e] = e + 1 < count ? e + 1 : NIL;
-      if (x.call) {
-        callEntry[x.op] = e;
-        if (!(all[group[x.op] as number] as CheckOp<I, O>).optional) this.requiredRank[x.op] = rank++;
+      if (call) {
+        callEntry[op] = e;
+        if (!(all[group[op] as number] as CheckOp<I, O>).optional) this.requiredRank[op] = rank++;
       } else {
-        this.matchReturn[callEntry[x.op] as number] = e;
+        this.matchReturn[callEntry[op] as number] = e;
       }
     }
     this.head = count > 0 ? 0 : NIL;
