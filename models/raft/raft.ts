@@ -809,7 +809,7 @@ export class Raft {
       this.readStates.push({ index: readIndex, requestCtx: req.context });
       return;
     }
-    this.send({ type: Msg.ReadIndexResp, to: req.from, index: readIndex, context: req.context });
+    this.sendFull(Msg.ReadIndexResp, req.from, readIndex, 0, NO_ENTRIES, 0, req.context);
   }
 
   private releasePendingReadIndexMessages(): void {
@@ -937,7 +937,7 @@ export class RawNode {
 
   /** Asks for a linearizable read index; the answer comes back as a ReadState with `ctx`. */
   readIndex(ctx: string): void {
-    this.raft.step(message({ type: Msg.ReadIndex, from: this.raft.id, context: ctx }));
+    this.raft.step(fullMessage(Msg.ReadIndex, NONE, this.raft.id, 0, 0, 0, NO_ENTRIES, 0, false, 0, ctx));
   }
 
   transferLeader(transferee: number): void {
