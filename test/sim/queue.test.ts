@@ -38,8 +38,6 @@ test("agrees with a sort on many random items with many ties", () => {
   for (const x of items) assert.is(q.pop(), x.i);
 });
 
-test.run();
-
 test("compact drops refused items and keeps the order of the rest, ties included", () => {
   const r = new Random("compact");
   const q = new EventQueue<number>(4);
@@ -60,3 +58,36 @@ test("compact drops refused items and keeps the order of the rest, ties included
     kept.map((k) => k.i),
   );
 });
+
+test("slots are reused across pops and compactions without mixing items up", () => {
+  // the heap moves slot numbers; a freed slot must never hand back a stale item
+  const r = new Random("slots");
+  const q = new EventQueue<{ id: number }>(2);
+  const live = new Map<number, number>(); // id -> time
+  let next = 0;
+  for (let round = 0; round < 3000; round++) {
+    const pushes = r.int(0, 4);
+    for (let k = 0; k < pushes; k++) {
+      const t = r.int(0, 1000);
+      live.set(next, t);
+      q.push(t, { id: next++ });
+    }
+    if (r.chance(0.5) && live.size > 0) {
+      const item = q.pop() as { id: number };
+      const t = live.get(item.id) as number;
+      for (const [id, u] of live) assert.ok(u > t || (u === t && id >= item.id), "popped early");
+      live.delete(item.id);
+    }
+    if (round % 500 === 499) {
+      q.compact((x) => x.id % 5 !== 0);
+      for (const id of [...live.keys()]) if (id % 5 === 0) live.delete(id);
+    }
+    assert.is(q.size, live.size);
+  }
+  const order = [...live].sort((a, b) => a[1] - b[1] || a[0] - b[0]).map(([id]) => id);
+  const out: number[] = [];
+  for (let x = q.pop(); x !== undefined; x = q.pop()) out.push(x.id);
+  assert.equal(out, order);
+});
+
+test.run();
