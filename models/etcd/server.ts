@@ -494,19 +494,14 @@ export class EtcdServer implements NodeProgram, RaftApp {
           member: this.ctx.name,
         });
       else if (m.kind === "watch-create")
-        this.send(
-          from,
-          watchMessage({
-            streamId: m.streamId,
-            watchId: -1,
-            revision: 0,
-            canceled: true,
-            cancelReason: Errors.connectionRefused.message,
-            reqId: m.reqId,
-            member: this.ctx.name,
-            incarnation: this.ctx.incarnation,
-          }),
-        );
+        this.watchReply(from, {
+          streamId: m.streamId,
+          watchId: -1,
+          revision: 0,
+          canceled: true,
+          cancelReason: Errors.connectionRefused.message,
+          reqId: m.reqId,
+        });
       return;
     }
     switch (m.kind) {
@@ -1393,51 +1388,36 @@ export class EtcdServer implements NodeProgram, RaftApp {
           this.streams.set(key, stream);
         }
         if (m.requireLeader && this.lead === 0) {
-          this.send(
-            client,
-            watchMessage({
-              streamId: m.streamId,
-              watchId: -1,
-              revision: this.mvcc.currentRev,
-              canceled: true,
-              cancelReason: Errors.noLeader.message,
-              reqId: m.reqId,
-              member: this.ctx.name,
-              incarnation: this.ctx.incarnation,
-            }),
-          );
+          this.watchReply(client, {
+            streamId: m.streamId,
+            watchId: -1,
+            revision: this.mvcc.currentRev,
+            canceled: true,
+            cancelReason: Errors.noLeader.message,
+            reqId: m.reqId,
+          });
           return;
         }
         const w = this.watch.watch(stream, m.request);
-        this.send(
-          client,
-          watchMessage({
-            streamId: m.streamId,
-            watchId: w.id,
-            revision: this.mvcc.currentRev,
-            created: true,
-            reqId: m.reqId,
-            member: this.ctx.name,
-            incarnation: this.ctx.incarnation,
-          }),
-        );
+        this.watchReply(client, {
+          streamId: m.streamId,
+          watchId: w.id,
+          revision: this.mvcc.currentRev,
+          created: true,
+          reqId: m.reqId,
+        });
         return;
       }
       case "watch-cancel": {
         const w = stream?.watchers.get(m.watchId);
         if (!stream || !w) return;
         this.watch.remove(w);
-        this.send(
-          client,
-          watchMessage({
-            streamId: m.streamId,
-            watchId: m.watchId,
-            revision: this.mvcc.currentRev,
-            canceled: true,
-            member: this.ctx.name,
-            incarnation: this.ctx.incarnation,
-          }),
-        );
+        this.watchReply(client, {
+          streamId: m.streamId,
+          watchId: m.watchId,
+          revision: this.mvcc.currentRev,
+          canceled: true,
+        });
         return;
       }
       case "watch-progress":
@@ -1455,23 +1435,26 @@ export class EtcdServer implements NodeProgram, RaftApp {
     this.ctx.send(client, msg, msg.kind, msg.watchId, 0, Delivery.Stream);
   }
 
+  /** A watch response other than events, from this member. */
+  private watchReply(
+    client: number,
+    fields: Omit<Parameters<typeof watchMessage>[0], "member" | "incarnation">,
+  ): void {
+    this.send(client, watchMessage({ ...fields, member: this.ctx.name, incarnation: this.ctx.incarnation }));
+  }
+
   /** The member has no leader: watch streams that require one are cancelled. */
   private cancelRequireLeaderStreams(): void {
     for (const [key, s] of [...this.streams]) {
       if (!s.requireLeader) continue;
       for (const w of [...s.watchers.values()]) {
-        this.send(
-          s.client,
-          watchMessage({
-            streamId: s.id,
-            watchId: w.id,
-            revision: this.mvcc.currentRev,
-            canceled: true,
-            cancelReason: Errors.noLeader.message,
-            member: this.ctx.name,
-            incarnation: this.ctx.incarnation,
-          }),
-        );
+        this.watchReply(s.client, {
+          streamId: s.id,
+          watchId: w.id,
+          revision: this.mvcc.currentRev,
+          canceled: true,
+          cancelReason: Errors.noLeader.message,
+        });
       }
       s.close();
       this.streams.delete(key);
