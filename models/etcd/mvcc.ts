@@ -567,9 +567,11 @@ export class WriteTxn {
     const keys = new Set(
       this.store.keys(key, end).filter((k) => this.store.keyAt(k, this.beginRev) !== null),
     );
-    // keys this txn put are there now; keys it deleted are not (its last change counts)
-    for (const c of this.changes) if (c.type === "PUT" && inKeyRange(c.kv.key, key, end)) keys.add(c.kv.key);
-    for (const c of this.changes) if (this.pending(c.kv.key) === null) keys.delete(c.kv.key);
+    // in order: the last change to a key is what it holds now
+    for (const c of this.changes) {
+      if (c.type === "DELETE") keys.delete(c.kv.key);
+      else if (inKeyRange(c.kv.key, key, end)) keys.add(c.kv.key);
+    }
     const deleted: StoredKv[] = [];
     for (const k of [...keys].sort()) {
       const prev = this.current(k);

@@ -201,13 +201,13 @@ export class Raft {
   private sendFull(
     type: MsgType,
     to: number,
-    index: number,
     logTerm: number,
+    index: number,
     entries: readonly Entry[],
     commit: number,
     context: string,
   ): void {
-    this.queue(fullMessage(type, to, this.id, this.term, logTerm, index, entries, commit, false, 0, context));
+    this.queue(fullMessage(type, to, this.id, this.term, logTerm, index, entries, commit, context));
   }
 
   private queue(m: Message): void {
@@ -240,7 +240,7 @@ export class Raft {
       return true;
     }
     const commit = this.raftLog.committed;
-    this.sendFull(Msg.App, to, prevIndex, prevTerm, ents, commit, "");
+    this.sendFull(Msg.App, to, prevTerm, prevIndex, ents, commit, "");
     pr.sentEntries(ents.length);
     pr.sentCommitTo(commit);
     return true;
@@ -705,12 +705,12 @@ export class Raft {
 
   private handleAppendEntries(m: Message): void {
     if (m.index < this.raftLog.committed) {
-      this.sendFull(Msg.AppResp, m.from, this.raftLog.committed, 0, NO_ENTRIES, 0, "");
+      this.sendFull(Msg.AppResp, m.from, 0, this.raftLog.committed, NO_ENTRIES, 0, "");
       return;
     }
     const lastNew = this.raftLog.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew >= 0) {
-      this.sendFull(Msg.AppResp, m.from, lastNew, 0, NO_ENTRIES, 0, "");
+      this.sendFull(Msg.AppResp, m.from, 0, lastNew, NO_ENTRIES, 0, "");
       return;
     }
     // Reject, and hint where our log may match: the largest index at or below the
@@ -780,7 +780,7 @@ export class Raft {
       this.maybeCommit();
     } else {
       // Self-ack once durable (delivered back to us at advance()).
-      this.sendFull(Msg.AppResp, this.id, last, 0, NO_ENTRIES, 0, "");
+      this.sendFull(Msg.AppResp, this.id, 0, last, NO_ENTRIES, 0, "");
     }
     return true;
   }
@@ -809,7 +809,7 @@ export class Raft {
       this.readStates.push({ index: readIndex, requestCtx: req.context });
       return;
     }
-    this.sendFull(Msg.ReadIndexResp, req.from, readIndex, 0, NO_ENTRIES, 0, req.context);
+    this.sendFull(Msg.ReadIndexResp, req.from, 0, readIndex, NO_ENTRIES, 0, req.context);
   }
 
   private releasePendingReadIndexMessages(): void {
@@ -920,7 +920,7 @@ export class RawNode {
   private stepProposal(type: EntryType, data: Uint8Array): boolean {
     this.raft.proposalDropped = false;
     const entries = [{ term: 0, index: 0, type, data }];
-    this.raft.step(fullMessage(Msg.Prop, NONE, this.raft.id, 0, 0, 0, entries, 0, false, 0, ""));
+    this.raft.step(fullMessage(Msg.Prop, NONE, this.raft.id, 0, 0, 0, entries, 0, ""));
     return !this.raft.proposalDropped;
   }
 
@@ -937,7 +937,7 @@ export class RawNode {
 
   /** Asks for a linearizable read index; the answer comes back as a ReadState with `ctx`. */
   readIndex(ctx: string): void {
-    this.raft.step(fullMessage(Msg.ReadIndex, NONE, this.raft.id, 0, 0, 0, NO_ENTRIES, 0, false, 0, ctx));
+    this.raft.step(fullMessage(Msg.ReadIndex, NONE, this.raft.id, 0, 0, 0, NO_ENTRIES, 0, ctx));
   }
 
   transferLeader(transferee: number): void {

@@ -166,9 +166,10 @@ export function message(
 }
 
 /**
- * A message from every field, in `message`'s order, for the hottest senders (appends,
- * heartbeats and their answers): `message` reads its fields from literals of many
- * shapes, which V8 can only do slowly (megamorphic loads) where it does not inline.
+ * A message from every field but the rejection's, in `message`'s order, for the hottest
+ * senders (appends, heartbeats, read indexes and their answers, proposals): `message`
+ * reads its fields from literals of many shapes, which V8 can only do slowly
+ * (megamorphic loads) where it does not inline.
  */
 export function fullMessage(
   type: MsgType,
@@ -179,8 +180,6 @@ export function fullMessage(
   index: number,
   entries: readonly Entry[],
   commit: number,
-  reject: boolean,
-  rejectHint: number,
   context: string,
 ): Message {
   return {
@@ -194,8 +193,8 @@ export function fullMessage(
     entries,
     commit,
     snapshot: null,
-    reject,
-    rejectHint,
+    reject: false,
+    rejectHint: 0,
     context,
   };
 }

@@ -280,28 +280,24 @@ function entryOrder<I, O>(
   const ids = new Int32Array(count);
   const times = new Float64Array(count);
   let k = 0;
+  let packable = true;
   let maxTime = 0;
+  const add = (id: number, t: number) => {
+    ids[k] = id;
+    times[k++] = t;
+    if (!(t >= 0 && Number.isInteger(t))) packable = false;
+    else if (t > maxTime) maxTime = t;
+  };
   for (let i = 0; i < n; i++) {
     const op = all[group[i] as number] as CheckOp<I, O>;
-    ids[k] = i * 2;
-    times[k++] = op.callUs;
-    if (!op.optional) {
-      ids[k] = i * 2 + 1;
-      times[k++] = op.returnUs;
-    }
+    add(i * 2, op.callUs);
+    if (!op.optional) add(i * 2 + 1, op.returnUs);
   }
-  for (let e = 0; e < count; e++) {
-    const t = times[e] as number;
-    if (!(t >= 0 && Number.isInteger(t))) maxTime = Number.POSITIVE_INFINITY;
-    else if (t > maxTime) maxTime = t;
-  }
-  // an entry id is below 2n; within a time, calls (even ids... by op) must come first
-  const bits = Math.ceil(Math.log2(2 * n + 2)) + 1;
-  const scale = 2 ** bits;
-  if (maxTime * scale + scale < Number.MAX_SAFE_INTEGER) {
-    // within one time: calls (flag 0) before returns (flag 1), each by op
+  // key: time * scale, then calls (below half) before returns (from half), each by op
+  const half = 2 ** Math.ceil(Math.log2(n + 1));
+  const scale = 2 * half;
+  if (packable && maxTime * scale + scale < Number.MAX_SAFE_INTEGER) {
     const keys = new Float64Array(count);
-    const half = scale / 2;
     for (let e = 0; e < count; e++) {
       const id = ids[e] as number;
       keys[e] = (times[e] as number) * scale + (id & 1) * half + (id >> 1);
