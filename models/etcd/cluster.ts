@@ -33,9 +33,9 @@ import type { MaintenanceOp, MaintenanceResult } from "./protocol.js";
 import {
   type AppliedEntry,
   DB_PATH,
-  DEFAULT_ETCD,
   EtcdServer,
   type EtcdServerConfig,
+  etcdServerConfig,
   MEMBER_DIR,
 } from "./server.js";
 
@@ -303,8 +303,7 @@ export class EtcdCluster {
   }
 
   private serverFor(slot: number): EtcdServerConfig {
-    return {
-      ...DEFAULT_ETCD,
+    return etcdServerConfig({
       ...this.serverConfig,
       memberId: this.memberIds[slot] as number,
       initialCluster: this.joining[slot] ? [] : (this.peers[slot] as readonly number[]),
@@ -335,7 +334,7 @@ export class EtcdCluster {
         removed: () => {},
         serving: (member, server) => this.noteServing(member, server),
       },
-    };
+    });
   }
 
   private newRecord(name: string, memberId: number): void {

@@ -24,13 +24,7 @@ import type {
 } from "../client/history.js";
 import { decode, decodeShared, encode, encodeShared } from "../codec.js";
 import type { RaftInvariants } from "../raft/invariants.js";
-import {
-  DEFAULT_RAFT_NODE,
-  electionTimeoutUs,
-  type RaftApp,
-  RaftNode,
-  type RaftNodeConfig,
-} from "../raft/node.js";
+import { electionTimeoutUs, type RaftApp, RaftNode, type RaftNodeConfig } from "../raft/node.js";
 import {
   type ConfChange,
   ConfChangeType,
@@ -110,6 +104,42 @@ export const DEFAULT_ETCD: Omit<
   progressNotifyIntervalUs: 600_000_000,
   leaseCheckpointIntervalUs: 0,
 };
+
+/**
+ * A full configuration, defaults filled in, every field in one order: the server reads it
+ * on every request, and configurations built by spreads had a shape per scenario (each
+ * new one deoptimized the apply loop).
+ */
+export function etcdServerConfig(
+  c: Pick<
+    EtcdServerConfig,
+    "memberId" | "initialCluster" | "bugs" | "route" | "memberName" | "invariants" | "observer"
+  > &
+    Partial<EtcdServerConfig>,
+): EtcdServerConfig {
+  const d = DEFAULT_ETCD;
+  return {
+    memberId: c.memberId,
+    initialCluster: c.initialCluster,
+    raft: c.raft ?? d.raft,
+    backendBatchIntervalUs: c.backendBatchIntervalUs ?? d.backendBatchIntervalUs,
+    backendBatchLimit: c.backendBatchLimit ?? d.backendBatchLimit,
+    compactionBatchLimit: c.compactionBatchLimit ?? d.compactionBatchLimit,
+    compactionBatchIntervalUs: c.compactionBatchIntervalUs ?? d.compactionBatchIntervalUs,
+    applyCostUs: c.applyCostUs ?? d.applyCostUs,
+    requestTimeoutUs: c.requestTimeoutUs ?? d.requestTimeoutUs,
+    readIndexRetryUs: c.readIndexRetryUs ?? d.readIndexRetryUs,
+    progressNotifyIntervalUs: c.progressNotifyIntervalUs ?? d.progressNotifyIntervalUs,
+    leaseCheckpointIntervalUs: c.leaseCheckpointIntervalUs ?? d.leaseCheckpointIntervalUs,
+    bugs: c.bugs,
+    route: c.route,
+    memberName: c.memberName,
+    invariants: c.invariants,
+    observer: c.observer,
+    gated: c.gated ?? false,
+    restored: c.restored ?? false,
+  };
+}
 
 /** What a member applied, for the reference history (the simulator sees every member). */
 export interface AppliedEntry {
@@ -230,11 +260,14 @@ export class EtcdServer implements NodeProgram, RaftApp {
   private readonly applyWaiters: { index: number; fn: () => void }[] = [];
   /** This process's part of its request ids: one per member and incarnation. */
   readonly proposer: string;
+  readonly cfg: EtcdServerConfig;
 
   constructor(
     private readonly ctx: NodeContext,
-    readonly cfg: EtcdServerConfig,
+    options: EtcdServerConfig,
   ) {
+    const cfg = etcdServerConfig(options);
+    this.cfg = cfg;
     this.proposer = `${cfg.memberId}.${ctx.incarnation}`;
     this.gated = cfg.gated === true;
     this.backend = this.openBackend();
@@ -259,7 +292,6 @@ export class EtcdServer implements NodeProgram, RaftApp {
       futureRevOldEvents: cfg.bugs.has("future-rev-watch-old-events"),
     });
     this.raft = new RaftNode(ctx, {
-      ...DEFAULT_RAFT_NODE,
       ...cfg.raft,
       dir: MEMBER_DIR,
       id: cfg.memberId,

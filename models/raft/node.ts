@@ -77,6 +77,10 @@ export interface RaftNodeConfig {
   readonly invariants: RaftInvariants | null;
 }
 
+/** A configuration as callers give it: what has no default, and any defaults to override. */
+export type RaftNodeOptions = Pick<RaftNodeConfig, "id" | "initialPeers" | "route" | "invariants"> &
+  Partial<RaftNodeConfig>;
+
 /** The election timeout of a (partial) config, defaults filled in. */
 export function electionTimeoutUs(raft: Partial<Pick<RaftNodeConfig, "tickUs" | "electionTicks">>): number {
   return (raft.electionTicks ?? DEFAULT_RAFT_NODE.electionTicks) * (raft.tickUs ?? DEFAULT_RAFT_NODE.tickUs);
@@ -99,6 +103,36 @@ export const DEFAULT_RAFT_NODE: Omit<RaftNodeConfig, "id" | "initialPeers" | "ro
   commitBeforeLeaderPersist: false,
   voteBeforePersist: false,
 };
+
+/**
+ * A full configuration, defaults filled in, every field in one order. The node reads it
+ * on every message; configurations built by spreads had a shape per scenario, and each
+ * new shape deoptimized the whole raft loop.
+ */
+export function raftNodeConfig(c: RaftNodeOptions): RaftNodeConfig {
+  const d = DEFAULT_RAFT_NODE;
+  return {
+    id: c.id,
+    initialPeers: c.initialPeers,
+    bootstrapAsSnapshot: c.bootstrapAsSnapshot ?? false,
+    dir: c.dir ?? d.dir,
+    tickUs: c.tickUs ?? d.tickUs,
+    electionTicks: c.electionTicks ?? d.electionTicks,
+    heartbeatTicks: c.heartbeatTicks ?? d.heartbeatTicks,
+    snapshotCount: c.snapshotCount ?? d.snapshotCount,
+    snapshotCatchUpEntries: c.snapshotCatchUpEntries ?? d.snapshotCatchUpEntries,
+    walSegmentBytes: c.walSegmentBytes ?? d.walSegmentBytes,
+    maxInflightMsgs: c.maxInflightMsgs ?? d.maxInflightMsgs,
+    maxSizePerMsg: c.maxSizePerMsg ?? d.maxSizePerMsg,
+    preVote: c.preVote ?? d.preVote,
+    checkQuorum: c.checkQuorum ?? d.checkQuorum,
+    readOnlyOption: c.readOnlyOption ?? d.readOnlyOption,
+    commitBeforeLeaderPersist: c.commitBeforeLeaderPersist ?? d.commitBeforeLeaderPersist,
+    voteBeforePersist: c.voteBeforePersist ?? d.voteBeforePersist,
+    route: c.route,
+    invariants: c.invariants,
+  };
+}
 
 /** What the application on top of raft provides. */
 export interface RaftApp {
@@ -165,10 +199,14 @@ export class RaftNode {
   private rdEarly: readonly Message[] = NO_MESSAGES;
   private rdSynced = false;
 
+  readonly config: RaftNodeConfig;
+
   constructor(
     private readonly ctx: NodeContext,
-    readonly config: RaftNodeConfig,
+    options: RaftNodeOptions,
   ) {
+    const config = raftNodeConfig(options);
+    this.config = config;
     this.walDir = `${config.dir}/wal`;
     this.snapshotter = new Snapshotter(ctx.disk, `${config.dir}/snap`);
     const disk = ctx.disk;

@@ -4,7 +4,7 @@
 import { hashBytes, mix32, type NodeContext, type NodeProgram, type Simulator } from "../../sim/index.js";
 import { decode, encode } from "../codec.js";
 import { RaftInvariants } from "./invariants.js";
-import { DEFAULT_RAFT_NODE, type RaftApp, RaftNode, type RaftNodeConfig } from "./node.js";
+import { type RaftApp, RaftNode, type RaftNodeConfig, type RaftNodeOptions } from "./node.js";
 import type { ConfChange, ConfState, Entry, Snapshot } from "./types.js";
 import { isRaftMessage } from "./types.js";
 
@@ -20,7 +20,7 @@ export class LogMember implements NodeProgram, RaftApp {
 
   constructor(
     ctx: NodeContext,
-    config: RaftNodeConfig,
+    config: RaftNodeOptions,
     private readonly onApply: (member: string, data: Uint8Array) => void,
     private readonly name: string,
   ) {
@@ -90,8 +90,7 @@ export function startLogCluster(sim: Simulator, options: LogClusterOptions): Log
   const peers = names.map((_, i) => i + 1);
   for (let i = 0; i < n; i++) {
     const name = names[i] as string;
-    const config: RaftNodeConfig = {
-      ...DEFAULT_RAFT_NODE,
+    const config: RaftNodeOptions = {
       ...options.raft,
       id: i + 1,
       initialPeers: peers,
