@@ -144,6 +144,13 @@ export class Reference {
     return this.events[revision];
   }
 
+  /** The first event of `revision` on `key`, if that revision has one. */
+  eventAt(revision: number, key: string): WatchEvent | undefined {
+    const re = this.events[revision];
+    if (re) for (const e of re.events) if (e.kv.key === key) return e;
+    return undefined;
+  }
+
   /** Events of revisions in [from, to] whose key `matches`, in order. */
   eventsBetween(from: number, to: number, matches: (e: WatchEvent) => boolean): WatchEvent[] {
     const out: WatchEvent[] = [];

@@ -255,7 +255,11 @@ function checkAgainstState(
 ): void {
   const before = ref.stateAt(e.kv.modRevision - 1);
   if (!before) return;
-  const existed = before.kvs.has(e.kv.key);
+  // The key just before: the committed event of this revision on this key says it (its
+  // prev_kv is the key in that state), without a search of the state's keys.
+  const known = ref.eventAt(e.kv.modRevision, e.kv.key);
+  const prev = known ? known.prevKv : keyValueAt(before, e.kv.key);
+  const existed = prev !== undefined;
   if (e.type === "PUT") {
     const isCreate = e.kv.createRevision === e.kv.modRevision;
     if (isCreate === existed)
@@ -266,7 +270,6 @@ function checkAgainstState(
       );
   }
   if (!wantsPrev || !e.prevKv) return;
-  const prev = keyValueAt(before, e.kv.key);
   if (!sameKv(e.prevKv, prev))
     report(
       "watch.prev-kv",
