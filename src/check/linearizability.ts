@@ -285,6 +285,8 @@ function entryOrder<I, O>(
   const add = (id: number, t: number) => {
     ids[k] = id;
     times[k++] = t;
+    // a return that never came (a settled unknown outcome) packs as after every other time
+    if (t === Number.POSITIVE_INFINITY) return;
     if (!(t >= 0 && Number.isInteger(t))) packable = false;
     else if (t > maxTime) maxTime = t;
   };
@@ -296,11 +298,13 @@ function entryOrder<I, O>(
   // key: time * scale, then calls (below half) before returns (from half), each by op
   const half = 2 ** Math.ceil(Math.log2(n + 1));
   const scale = 2 * half;
-  if (packable && maxTime * scale + scale < Number.MAX_SAFE_INTEGER) {
+  const never = maxTime + 1;
+  if (packable && never * scale + scale < Number.MAX_SAFE_INTEGER) {
     const keys = new Float64Array(count);
     for (let e = 0; e < count; e++) {
       const id = ids[e] as number;
-      keys[e] = (times[e] as number) * scale + (id & 1) * half + (id >> 1);
+      const t = times[e] as number;
+      keys[e] = (t === Number.POSITIVE_INFINITY ? never : t) * scale + (id & 1) * half + (id >> 1);
     }
     keys.sort();
     const out = new Int32Array(count);
