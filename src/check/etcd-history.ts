@@ -446,9 +446,17 @@ function withRevisionPruning(
   claimed: ReadonlySet<number>,
   maxRevision: number,
   reads: Map<string, [number, number][]>,
+  initial: EtcdState,
 ): Model<EtcdState, KvRequest, EtcdOutput> {
+  // spelt out, every field in one order: the search reads the model on every step, and
+  // models spread from others (one for each start state) deoptimized it run after run
   return {
-    ...etcdModel,
+    init: () => initial,
+    hash: etcdModel.hash,
+    equal: etcdModel.equal,
+    inputKey: etcdModel.inputKey,
+    describeOperation: etcdModel.describeOperation,
+    describeState: etcdModel.describeState,
     progress: (s) => s.revision,
     unknownNewestFirst: true,
     // an unknown write cannot take a revision a known write took, nor one past all seen
@@ -684,8 +692,11 @@ export function checkEtcdOps(
   const initial = options.initial ?? INITIAL_ETCD_STATE;
   const s = options.noSettle ? null : settleUnknown(raw, initial.revision);
   const ops = s ? s.ops : [...raw];
-  const pruned = s ? withRevisionPruning(s.claimed, s.maxRevision, s.reads) : etcdModel;
-  const model = initial === INITIAL_ETCD_STATE ? pruned : { ...pruned, init: () => initial };
+  const model = s
+    ? withRevisionPruning(s.claimed, s.maxRevision, s.reads, initial)
+    : initial === INITIAL_ETCD_STATE
+      ? etcdModel
+      : { ...etcdModel, init: () => initial };
   if (s) {
     // Each operation that answered with a revision must be placed while the store is at
     // it: a deadline for the search.

@@ -478,7 +478,14 @@ export function applyRequest(s: EtcdState, req: KvRequest): Applied {
       if (req.revision <= s.compactRevision) return { state: s, response: Errors.compacted };
       if (req.revision > s.revision) return { state: s, response: Errors.futureRevision };
       return {
-        state: { ...s, compactRevision: req.revision },
+        // spelt out: a spread made states of another shape, which the search then met
+        state: {
+          revision: s.revision,
+          compactRevision: req.revision,
+          kvs: s.kvs,
+          leases: s.leases,
+          contentHash: s.contentHash,
+        },
         response: { type: "compact", revision: s.revision },
       };
     }
@@ -602,7 +609,7 @@ export function stepByApplying(
   return sameResponse(r, output, applied.historical ?? false) ? applied.state : undefined;
 }
 
-export const etcdModel: Model<EtcdState, KvRequest, EtcdOutput> = {
+export const etcdModel = {
   init: () => INITIAL_ETCD_STATE,
   step: (state, input, output, unknown) =>
     unknown || revisionCanFollow(state, output) ? stepByApplying(state, input, output, unknown) : undefined,
@@ -631,7 +638,7 @@ export const etcdModel: Model<EtcdState, KvRequest, EtcdOutput> = {
     `${describeRequest(input)} -> ${unknown ? "?" : describeOutput(output)}`,
   describeState: (s) =>
     `revision ${s.revision}, compacted at ${s.compactRevision}, ${s.kvs.keys.map((k, i) => `${k}=${(s.kvs.values[i] as Kv).value}@${(s.kvs.values[i] as Kv).modRevision}`).join(" ") || "no keys"}`,
-};
+} satisfies Model<EtcdState, KvRequest, EtcdOutput>;
 
 export function describeRequest(r: KvRequest): string {
   switch (r.type) {
