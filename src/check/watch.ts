@@ -55,9 +55,13 @@ function inRevisionAndKeyOrder(list: WatchEvent[]): WatchEvent[] {
       (list[i] as WatchEvent).kv.modRevision === (list[start] as WatchEvent).kv.modRevision
     )
       continue;
-    if (i - start > 1) {
-      const run = list.slice(start, i).sort(byRevisionAndKey);
-      for (let j = 0; j < run.length; j++) list[start + j] = run[j] as WatchEvent;
+    // a run is one revision's events, a handful: sorted by insertion, in place
+    for (let j = start + 1; j < i; j++) {
+      const e = list[j] as WatchEvent;
+      let k = j - 1;
+      for (; k >= start && (list[k] as WatchEvent).kv.key > e.kv.key; k--)
+        list[k + 1] = list[k] as WatchEvent;
+      list[k + 1] = e;
     }
     start = i;
   }
@@ -96,10 +100,13 @@ function checkWatch(w: WatchRecord, ref: Reference, out: Violation[]): void {
   let lastEventRev = 0;
   let lastProgress = 0;
   let prevLastRev = -1; // last event revision of the previous response with events
-  // W3 without a string per event: the keys seen at the newest revision so far, and a
-  // scan of everything received for an event below it (already out of order: rare)
+  // W3 without a string per event: the keys seen at the newest revision so far (the
+  // first `keysAtNewestCount`: emptying the array by `length = 0` would drop its backing
+  // store, once per revision), and a scan of everything received for an event below it
+  // (already out of order: rare)
   let newestRev = -1;
   const keysAtNewest: string[] = [];
+  let keysAtNewestCount = 0;
   let duplicates = false;
   let pendingResume: { start: number; response: WatchResponse } | null = null;
   // the revision the current creation (first or resumed) asked the member for
@@ -189,11 +196,11 @@ function checkWatch(w: WatchRecord, ref: Reference, out: Violation[]): void {
       let twice: boolean;
       if (rev > newestRev) {
         newestRev = rev;
-        keysAtNewest.length = 0;
+        keysAtNewestCount = 0;
         twice = false;
-      } else if (rev === newestRev) twice = keysAtNewest.includes(e.kv.key);
-      else twice = received.some((x) => x.kv.modRevision === rev && x.kv.key === e.kv.key);
-      if (rev === newestRev) keysAtNewest.push(e.kv.key);
+      } else if (rev === newestRev) twice = includesKey(keysAtNewest, keysAtNewestCount, e.kv.key);
+      else twice = receivedBefore(received, rev, e.kv.key);
+      if (rev === newestRev) keysAtNewest[keysAtNewestCount++] = e.kv.key;
       if (twice) {
         duplicates = true;
         report("watch.unique", r, `got ${describe(e)} twice (again at ${secs(r.atUs)} from ${r.member})`);
@@ -215,7 +222,10 @@ function checkWatch(w: WatchRecord, ref: Reference, out: Violation[]): void {
   if (firstExpected < 0 || lastObserved < firstExpected) return;
   if (compacted && received.length === 0) return;
   const expected = inRevisionAndKeyOrder(ref.eventsBetween(firstExpected, lastObserved, matches));
-  const got = received.filter((e) => e.kv.modRevision >= firstExpected && e.kv.modRevision <= lastObserved);
+  // (bounds copied: a closure over the loop's variables would box every update of them)
+  const lo = firstExpected;
+  const hi = lastObserved;
+  const got = received.filter((e) => e.kv.modRevision >= lo && e.kv.modRevision <= hi);
   const seen = new Set<string>();
   const unique = inRevisionAndKeyOrder(
     duplicates
@@ -243,6 +253,18 @@ function checkWatch(w: WatchRecord, ref: Reference, out: Violation[]): void {
     );
     return;
   }
+}
+
+// Plain loops, not closures: a closure over the loop's event would give every iteration
+// a context object of its own.
+function includesKey(keys: readonly string[], count: number, key: string): boolean {
+  for (let i = 0; i < count; i++) if (keys[i] === key) return true;
+  return false;
+}
+
+function receivedBefore(received: readonly WatchEvent[], rev: number, key: string): boolean {
+  for (const x of received) if (x.kv.modRevision === rev && x.kv.key === key) return true;
+  return false;
 }
 
 /** W8 and W9 against the reference state just before the event. */
