@@ -36,7 +36,12 @@ export function parseFlags<O extends Options>(
 ): { values: Flags<O>; positionals: string[] } {
   let parsed: { values: unknown; positionals: string[] };
   try {
-    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: joinNegativeValues(argv, options),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (e) {
     throw new UsageError(
       ((e as Error).message.split("\n")[0] ?? "bad arguments").replace(/\. To specify a positional.*$/, ""),
@@ -46,6 +51,24 @@ export function parseFlags<O extends Options>(
     throw new UsageError(`unexpected argument '${parsed.positionals[allowPositionals]}'`);
   }
   return { values: parsed.values as Flags<O>, positionals: parsed.positionals };
+}
+
+/**
+ * `--seeds -1` as `--seeds=-1`: node's parser takes a value that starts with a dash for
+ * a flag ("argument is ambiguous"), so the flag's own check never said what was wrong.
+ */
+function joinNegativeValues(argv: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const next = argv[i + 1];
+    const option = arg.startsWith("--") ? options[arg.slice(2)] : undefined;
+    if (option?.type === "string" && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
 }
 
 const MAX_SEED = 2 ** 53 - 1;

@@ -36,7 +36,9 @@ test("run --json: one document with the contract's fields; the same seed gives t
 test("bad input exits 2 with one line naming the problem", async () => {
   for (const [argv, pattern] of [
     [["run"], /needs --seed/],
-    [["run", "--seed", "-4"], /--seed/],
+    // a negative value is the flag's own error, not the parser's "argument is ambiguous"
+    [["run", "--seed", "-4"], /--seed must be a decimal integer from 0 to 2\^53-1, got '-4'/],
+    [["fuzz", "--seeds", "-1"], /--seeds must be an integer >= 1, got '-1'/],
     [["run", "--seed", "4x"], /decimal integer/],
     [["run", "--seed", "1", "--profile", "nope"], /unknown profile 'nope' \(known: etcd, kubernetes/],
     [["run", "--seed", "1", "--bug", "nope"], /unknown bug 'nope' \(known: .*vote-granted-before-persist/],
