@@ -1441,9 +1441,11 @@ export class EtcdServer implements NodeProgram, RaftApp {
         return;
       }
       case "watch-cancel": {
-        const w = stream?.watchers.get(m.watchId);
+        const w = stream?.watchers.get(m.watchId) ?? stream?.compacted.get(m.watchId);
         if (!stream || !w) return;
         this.watch.remove(w);
+        // (a compaction's cancel still queued for it is not sent now, as in etcd)
+        stream.compacted.delete(m.watchId);
         this.watchReply(client, {
           streamId: m.streamId,
           watchId: m.watchId,

@@ -152,6 +152,12 @@ export interface WatchBugs {
 /** A gRPC watch stream on the server: watchers, the channel, and the send loop. */
 export class WatchStream {
   readonly watchers = new Map<number, Watcher>();
+  /**
+   * Watchers a compaction cancelled whose cancel is still in the channel: the send loop
+   * still sends what was queued for them before it, with their filters and prev_kv (etcd's
+   * sendLoop keeps a watch id in `ids`, and its prevKV flag, until the client cancels it).
+   */
+  readonly compacted = new Map<number, Watcher>();
   private readonly channel: StoreResponse[] = [];
   private draining = false;
   private nextWatchId = 0;
@@ -213,6 +219,7 @@ export class WatchStream {
     this.closed = true;
     for (const w of this.watchers.values()) this.store.remove(w);
     this.watchers.clear();
+    this.compacted.clear();
     this.channel.length = 0;
   }
 }
@@ -343,6 +350,7 @@ export class WatchableStore {
         if (w.stream.push({ watchId: w.id, events: [], revision: 0, compactRevision: compactRev })) {
           w.compacted = true;
           this.remove(w);
+          w.stream.compacted.set(w.id, w);
           continue;
         }
         // the channel is full: retry next time, unless the planted #17529 syncs it anyway
@@ -448,8 +456,10 @@ export class WatchableStore {
   /** The send loop's half: filters, prev_kv, then the network. */
   deliver(stream: WatchStream, r: StoreResponse): void {
     if (stream.closed) return;
-    const w = stream.watchers.get(r.watchId);
+    const w = stream.watchers.get(r.watchId) ?? stream.compacted.get(r.watchId);
     if (r.compactRevision !== undefined) {
+      if (!w) return; // the client cancelled it meanwhile: etcd's sendLoop holds it back
+      stream.compacted.delete(r.watchId); // its last response
       this.host.send(
         stream.client,
         watchMessage({

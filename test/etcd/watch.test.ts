@@ -4,7 +4,8 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { WatchEvent, WatchRecord, WatchRequest } from "../../models/client/history.js";
-import { call, cluster, get, leaderSlot, put, type TestCluster, waitFor } from "./harness.js";
+import type { EtcdServer } from "../../models/etcd/server.js";
+import { call, cluster, get, leaderSlot, put, servers, type TestCluster, waitFor } from "./harness.js";
 
 function record(t: TestCluster, id: number): WatchRecord {
   return t.c.recorder.history().watches[id] as WatchRecord;
@@ -183,6 +184,33 @@ test("a slow stream: its watcher becomes a victim and still gets every event in 
     revs,
     Array.from({ length: 300 }, (_, i) => i + 2),
   );
+});
+
+test("a watcher cancelled by a compaction while its stream's send loop stalls still gets what was queued before the cancel", () => {
+  // Fuzz seed 7003046 (watch profile): the send loop stalled at beforeSendWatchResponse
+  // with events queued; a snapshot install made the watcher catch up, a compaction above
+  // it cancelled it, and the queued events were dropped as if the client had cancelled,
+  // while the progress notifications behind them went out. etcd's sendLoop sends them:
+  // the watch id stays in its `ids` until the client cancels it.
+  const t = cluster(1);
+  const id = watch(t, { key: "k", filters: ["NODELETE"] });
+  const node = t.c.nodes[0] as number;
+  t.sim.armFailpoint(node, "beforeSendWatchResponse", { kind: "stall", stallUs: 1_000_000 });
+  call(t, put("k", "1"));
+  call(t, { type: "delete", key: "k" });
+  call(t, put("k", "2"));
+  // a snapshot install: every synced watcher catches up from its next revision (5)
+  (servers(t.c)[0] as EtcdServer).watch.restore();
+  call(t, put("k", "3"));
+  call(t, put("k", "4"));
+  call(t, { type: "compact", revision: 6 });
+  t.sim.runFor(2_000_000);
+  const w = record(t, id);
+  // queued before the cancel, and still through the watcher's filter
+  assert.equal(summary(events(w)), ["PUT k=1@2", "PUT k=2@4"]);
+  const last = w.responses[w.responses.length - 1];
+  assert.ok(last?.canceled, "the cancel comes last");
+  assert.is(last?.compactRevision, 6);
 });
 
 function rev(a: ReturnType<typeof call>): number {
