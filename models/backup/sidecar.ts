@@ -24,7 +24,7 @@ import { revKey, revOfKey } from "../etcd/mvcc.js";
 import {
   DB_PATH,
   EtcdServer,
-  type EtcdServerConfig,
+  type EtcdServerOptions,
   MEMBER_DIR,
   META_CI,
   META_TERM,
@@ -219,7 +219,7 @@ export interface PodHooks {
 }
 
 export interface PodConfig {
-  readonly server: EtcdServerConfig;
+  readonly server: EtcdServerOptions;
   readonly singleMember: boolean;
   readonly storeNode: number;
   /** What the wrong-volume guard holds: namespace and pod. */

@@ -35,7 +35,7 @@ import {
   DB_PATH,
   EtcdServer,
   type EtcdServerConfig,
-  etcdServerConfig,
+  type EtcdServerOptions,
   MEMBER_DIR,
 } from "./server.js";
 
@@ -302,8 +302,8 @@ export class EtcdCluster {
     this.sim.crash(node, "keep");
   }
 
-  private serverFor(slot: number): EtcdServerConfig {
-    return etcdServerConfig({
+  private serverFor(slot: number): EtcdServerOptions {
+    return {
       ...this.serverConfig,
       memberId: this.memberIds[slot] as number,
       initialCluster: this.joining[slot] ? [] : (this.peers[slot] as readonly number[]),
@@ -334,7 +334,7 @@ export class EtcdCluster {
         removed: () => {},
         serving: (member, server) => this.noteServing(member, server),
       },
-    });
+    };
   }
 
   private newRecord(name: string, memberId: number): void {

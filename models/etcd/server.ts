@@ -105,18 +105,19 @@ export const DEFAULT_ETCD: Omit<
   leaseCheckpointIntervalUs: 0,
 };
 
+/** A configuration as callers give it: what has no default, and any defaults to override. */
+export type EtcdServerOptions = Pick<
+  EtcdServerConfig,
+  "memberId" | "initialCluster" | "bugs" | "route" | "memberName" | "invariants" | "observer"
+> &
+  Partial<EtcdServerConfig>;
+
 /**
  * A full configuration, defaults filled in, every field in one order: the server reads it
  * on every request, and configurations built by spreads had a shape per scenario (each
  * new one deoptimized the apply loop).
  */
-export function etcdServerConfig(
-  c: Pick<
-    EtcdServerConfig,
-    "memberId" | "initialCluster" | "bugs" | "route" | "memberName" | "invariants" | "observer"
-  > &
-    Partial<EtcdServerConfig>,
-): EtcdServerConfig {
+export function etcdServerConfig(c: EtcdServerOptions): EtcdServerConfig {
   const d = DEFAULT_ETCD;
   return {
     memberId: c.memberId,
@@ -264,7 +265,7 @@ export class EtcdServer implements NodeProgram, RaftApp {
 
   constructor(
     private readonly ctx: NodeContext,
-    options: EtcdServerConfig,
+    options: EtcdServerOptions,
   ) {
     const cfg = etcdServerConfig(options);
     this.cfg = cfg;
